@@ -1,0 +1,92 @@
+"""Run examples/notebooks/quickstart.ipynb headlessly and show the replies as they stream.
+
+``make demo`` runs this. With ``RUNAPI_KEY`` set the notebook talks to RunAPI;
+without it, the bundled endpoint (``glm_magic.testing``) starts on 127.0.0.1
+and the replies are scripted. The executed notebook is written to
+``build/quickstart.executed.ipynb``; the example itself is never modified.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+NOTEBOOK = HERE / "notebooks" / "quickstart.ipynb"
+OUT = HERE.parent / "build" / "quickstart.executed.ipynb"
+
+
+class StreamingClient(NotebookClient):
+    """An nbclient that also prints each %%glm reply while its display updates arrive."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, int] = {}
+
+    def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
+        kind = msg["msg_type"]
+        content = msg.get("content", {})
+        if kind in ("display_data", "update_display_data"):
+            display_id = content.get("transient", {}).get("display_id", "")
+            text = content.get("data", {}).get("text/plain", "")
+            final = "glm_magic" in content.get("metadata", {})
+            # While streaming, text/plain ends with a status line: print only the answer part.
+            body = text if final else text.rsplit("\n-- ", 1)[0]
+            if body.startswith("[") and body.endswith("working...]"):
+                body = ""
+            shown = self._shown.get(display_id, 0)
+            if len(body) > shown:
+                sys.stdout.write(body[shown:])
+                sys.stdout.flush()
+                self._shown[display_id] = len(body)
+            if final:
+                sys.stdout.write("\n")
+        elif kind == "stream":
+            sys.stdout.write(content.get("text", ""))
+        elif kind == "error":
+            sys.stdout.write("\n".join(content.get("traceback", [])) + "\n")
+        return super().process_message(msg, cell, cell_index)
+
+    async def async_execute_cell(self, cell: Any, cell_index: int, **kwargs: Any) -> Any:
+        if cell.cell_type == "code":
+            print(f"\n\033[1mIn [{cell_index}]:\033[0m {cell.source}\n")
+        return await super().async_execute_cell(cell, cell_index, **kwargs)
+
+
+def main() -> int:
+    env_note = ""
+    server = None
+    if os.environ.get("RUNAPI_KEY", "").strip():
+        env_note = "RUNAPI_KEY is set: replies come from RunAPI (https://runapi.ai/v1)."
+    else:
+        from glm_magic.testing import serve
+
+        server = serve(port=0, token_delay=0.01)
+        os.environ["GLM_BASE_URL"] = server.base_url
+        os.environ.setdefault("GLM_MODEL", "glm-4.7")
+        env_note = (
+            f"No RUNAPI_KEY: using the bundled offline endpoint at {server.base_url}. "
+            "The replies below are SCRIPTED, not from a model. "
+            "Set RUNAPI_KEY to talk to real GLM models."
+        )
+    print(env_note)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = StreamingClient(nb, timeout=600, kernel_name="python3", allow_errors=False)
+    try:
+        client.execute(cwd=str(NOTEBOOK.parent))
+    finally:
+        if server is not None:
+            server.close()
+    OUT.parent.mkdir(exist_ok=True)
+    nbformat.write(nb, OUT)
+    print(f"\n{env_note}\nExecuted notebook written to {OUT.relative_to(Path.cwd())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""glm-magic: GLM (and any OpenAI-compatible model) inside IPython and Jupyter.
+
+``%load_ext glm_magic`` registers the ``%%glm`` cell magic and the ``%glm``
+line magic. Importing this package is cheap: httpx, nbformat and ipywidgets
+are imported only when first needed, and the public names below resolve
+lazily on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChatClient",
+    "GlmError",
+    "Reply",
+    "Settings",
+    "__version__",
+    "ask",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .client import ChatClient
+    from .config import Settings
+    from .errors import GlmError
+    from .reply import Reply
+
+_LAZY = {
+    "ChatClient": "glm_magic.client",
+    "GlmError": "glm_magic.errors",
+    "Reply": "glm_magic.reply",
+    "Settings": "glm_magic.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'glm_magic' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register ``%%glm`` / ``%glm`` and the failure-capture hook (``%load_ext``)."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Remove everything :func:`load_ipython_extension` registered (``%unload_ext``)."""
+    from .magics import unload
+
+    unload(ipython)
+
+
+def ask(prompt: str, **options: Any) -> Reply:
+    """Send ``prompt`` like a ``%%glm`` cell would and return the :class:`Reply`.
+
+    In a notebook the reply streams into the output; ``options`` are the
+    magic's settings (``model=``, ``system=``, ``temperature=``, ``max_tokens=``,
+    ``thinking=``, ``stream=``, ``new=``).
+    """
+    from .magics import ask as _ask
+
+    return _ask(prompt, **options)

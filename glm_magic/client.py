@@ -1,0 +1,533 @@
+"""HTTP client for OpenAI-compatible chat completions (GLM first), on httpx.
+
+This is the only module that talks HTTP, and the one place where library and
+server failures become :mod:`glm_magic.errors` classes. It never imports
+IPython.
+
+- :meth:`ChatClient.stream` returns a :class:`ReplyStream`: iterate it for
+  typed events; it folds them into a reply you can read at any time
+  (:attr:`ReplyStream.reply`), and :meth:`ReplyStream.close` (safe from another
+  thread) shuts the socket at once so the server stops generating and billing.
+- :meth:`ChatClient.complete` is the non-streaming call; both return the same
+  :class:`~glm_magic.reply.Reply` type.
+- Retries are bounded, jittered, capped, honour ``Retry-After``, apply only to
+  retryable kinds, and only while nothing of the reply has been received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .config import Settings
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConnectError,
+    ContentFilteredError,
+    ContextTooLongError,
+    GenerationFailedError,
+    GlmError,
+    MaxTokensError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    QuotaError,
+    RateLimitError,
+    ServerError,
+    StoppedError,
+    StreamBrokenError,
+    TimeoutError,
+    redact,
+)
+from .events import Event, Finish
+from .reply import Reply, ReplyBuilder
+from .sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
+
+__all__ = ["ChatClient", "ReplyStream", "build_body", "map_http_error"]
+
+log = logging.getLogger("glm_magic")
+
+Message = Mapping[str, Any]
+
+_AUTH_CODES = {"1000", "1001", "1002", "1003", "1004"}
+_QUOTA_CODES = {"1113", "1304", "1308", "1309", "1310", "1311", "1313", "insufficient_quota"}
+_RATE_CODES = {"1302", "1303", "1305", "rate_limit_exceeded"}
+
+
+def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool) -> dict[str, Any]:
+    """The JSON body for ``POST /chat/completions``.
+
+    Only fields the user set are sent: strict OpenAI-compatible servers (and
+    RunAPI) may reject fields they do not know, such as ``thinking``.
+    """
+    body: dict[str, Any] = {"model": settings.model, "messages": list(messages), "stream": stream}
+    if settings.temperature is not None:
+        body["temperature"] = settings.temperature
+    if settings.max_tokens is not None:
+        body["max_tokens"] = settings.max_tokens
+    if settings.thinking is not None:
+        body["thinking"] = {"type": "enabled" if settings.thinking else "disabled"}
+    return body
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_fields(body: str) -> tuple[str | None, str]:
+    """(code, message) from a Z.ai / OpenAI / RunAPI error body, or raw text."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            code = err.get("code")
+            message = err.get("message") or err.get("msg") or ""
+            return (str(code) if code not in (None, "") else None), str(message)
+        if isinstance(err, str):
+            return None, err
+    text = " ".join(body.split())
+    if text.lstrip().startswith("<"):
+        return None, "(HTML error page)"
+    return None, text[:300]
+
+
+def map_http_error(
+    status: int,
+    body: str,
+    headers: Mapping[str, str],
+    *,
+    model: str,
+    key_env: str,
+    secret: str | None = None,
+    request_id: str | None = None,
+) -> GlmError:
+    """Map one HTTP error response to the error tree, with a one-line message."""
+    code, server_message = _error_fields(body)
+    server_message = redact(server_message, secret)
+    retry_after = _retry_after(headers)
+    low = server_message.lower()
+    where = f"HTTP {status}" + (f", code {code}" if code else "")
+    said = f"{server_message} ({where})" if server_message else f"({where})"
+    cls: type[APIError]
+    hint = ""
+    if code == "1301":
+        return ContentFilteredError(f"the provider's safety filter refused the request: {said}.")
+    if status == 401 or code in _AUTH_CODES:
+        cls, hint = AuthenticationError, f"check the key in ${key_env} or run `%glm key`"
+    elif status == 403:
+        cls, hint = PermissionDeniedError, "this key may not use this model or endpoint"
+    elif status == 402 or code in _QUOTA_CODES or (status == 429 and "quota" in low):
+        cls, hint = QuotaError, "top up the account or check the plan; retrying will not help"
+    elif status == 429 or code in _RATE_CODES:
+        cls = RateLimitError
+        hint = f"retry in {retry_after:.0f} s" if retry_after else "wait a little and retry"
+    elif code == "1211" or (status in (400, 404) and "model" in low and "not" in low):
+        cls, hint = ModelNotFoundError, f"the endpoint does not know {model!r}; see `%glm models`"
+    elif code in ("1261", "context_length_exceeded") or any(
+        s in low for s in ("context length", "context window", "max length", "too many tokens")
+    ):
+        cls, hint = ContextTooLongError, "shorten the prompt or context, or `%glm reset`"
+    elif status >= 500 or status == 408:
+        cls, hint = ServerError, "the server failed; try again shortly"
+    elif status == 404:
+        cls, hint = BadRequestError, "check the base URL (it usually ends in /v1)"
+    else:
+        cls = BadRequestError
+    message = said + (f"; {hint}" if hint else "")
+    return cls(
+        message,
+        status=status,
+        code=code,
+        server_message=server_message,
+        request_id=request_id,
+        retry_after=retry_after,
+    )
+
+
+def _finish_error(reason: str, partial: Reply) -> GlmError | None:
+    if reason == "sensitive":
+        return ContentFilteredError(
+            "the provider's safety filter stopped the reply", finish_reason=reason, partial=partial
+        )
+    if reason == "network_error":
+        return GenerationFailedError(
+            "the provider reported an inference failure (network_error); try again",
+            finish_reason=reason,
+            partial=partial,
+        )
+    if reason == "length":
+        return MaxTokensError(
+            "the reply reached the max tokens limit; raise --max-tokens to get more",
+            finish_reason=reason,
+            partial=partial,
+        )
+    if reason == "model_context_window_exceeded":
+        return ContextTooLongError(
+            "the model's context window filled up; shorten the prompt or `%glm reset`",
+            partial=partial,
+        )
+    return None
+
+
+class ReplyStream:
+    """One streamed reply: iterate for events; :attr:`reply` holds what has arrived.
+
+    Iteration raises a :class:`~glm_magic.errors.GlmError` whose ``partial``
+    is the reply so far; closing the stream from another thread makes the
+    iteration end with :class:`~glm_magic.errors.StoppedError`.
+    """
+
+    def __init__(self, client: ChatClient, settings: Settings, body: dict[str, Any]) -> None:
+        self._client = client
+        self._settings = settings
+        self._body = body
+        self._builder = ReplyBuilder(settings.model)
+        self._response: httpx.Response | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._started = False
+        self.attempts = 0
+
+    @property
+    def reply(self) -> Reply:
+        """Everything received so far, as a :class:`Reply`."""
+        return self._builder.snapshot()
+
+    @property
+    def builder(self) -> ReplyBuilder:
+        """The live builder (for renderers that poll cheaply)."""
+        return self._builder
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._stopped.is_set()
+
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop now: shut the socket (waking a blocked read) and close the response."""
+        self._stopped.set()
+        with self._lock:
+            response = self._response
+        if response is None:
+            return
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            # shutdown, unlike close, wakes a recv() blocked in another thread
+            # and sends FIN at once, so the server stops generating.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        try:
+            response.close()
+        except Exception:
+            log.debug("closing the response failed", exc_info=True)
+
+    def _fail(self, error: GlmError) -> GlmError:
+        error.partial = self._builder.snapshot(error=error.one_line())
+        return error
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._started:
+            raise RuntimeError("a ReplyStream can be iterated only once")
+        self._started = True
+        max_retries = self._settings.max_retries
+        try:
+            while True:
+                self.attempts += 1
+                try:
+                    yield from self._attempt()
+                    return
+                except GlmError as error:
+                    received = self._builder.chars or self._builder.first_token_at is not None
+                    if (
+                        self.stopped
+                        or received
+                        or not error.retryable
+                        or self.attempts > max_retries
+                    ):
+                        raise self._fail(error) from error.__cause__
+                    wait = self._client.backoff(self.attempts, error)
+                    log.info("retrying in %.1f s after: %s", wait, error.one_line())
+                    if self._stopped.wait(wait):
+                        raise self._fail(StoppedError("stopped before the reply started")) from None
+        finally:
+            self.close()
+
+    def _attempt(self) -> Iterator[Event]:
+        client = self._client
+        try:
+            response = client.send(self._settings, self._body, stream=True)
+        except GlmError:
+            raise
+        with self._lock:
+            self._response = response
+        if self.stopped:
+            raise StoppedError("stopped")
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise client.http_error(self._settings, response)
+            rid = response.headers.get("x-request-id")
+            self._builder.request_id = rid or self._builder.request_id
+            yield from self._events(response)
+        except httpx.HTTPError as exc:
+            if self.stopped:
+                raise StoppedError("stopped by the user; the connection was closed") from None
+            raise client.transport_error(exc, streaming=True) from exc
+        except (OSError, ValueError) as exc:
+            if self.stopped:
+                raise StoppedError("stopped by the user; the connection was closed") from None
+            raise StreamBrokenError(f"the stream failed: {type(exc).__name__}") from exc
+        finally:
+            response.close()
+
+    def _events(self, response: httpx.Response) -> Iterator[Event]:
+        decoder = SSEDecoder()
+        builder = self._builder
+        done = False
+        malformed = 0
+        for chunk in response.iter_bytes():
+            for frame in decoder.feed(chunk):
+                if frame.event == "error":
+                    raise self._client.stream_error(self._settings, frame.data)
+                try:
+                    objects = list(split_payload(frame.data))
+                except MalformedChunk:
+                    malformed += 1
+                    log.warning("skipping a malformed stream chunk")
+                    continue
+                for obj in objects:
+                    if obj == DONE:
+                        done = True
+                        continue
+                    if isinstance(obj, dict) and "error" in obj and "choices" not in obj:
+                        raise self._client.stream_error(self._settings, frame.data)
+                    if isinstance(obj, dict) and builder.request_id is None:
+                        rid = obj.get("request_id") or obj.get("id")
+                        builder.request_id = rid if isinstance(rid, str) else None
+                    for event in parse_chunk(obj):
+                        builder.add(event)
+                        yield event
+            if done:
+                break
+        if self.stopped:
+            raise StoppedError("stopped by the user; the connection was closed")
+        if not done and builder.finish_reason is None:
+            raise StreamBrokenError(
+                "the stream ended before the reply finished (no finish_reason and no [DONE]); "
+                "the text so far is kept"
+            )
+        if malformed:
+            raise StreamBrokenError(
+                f"{malformed} malformed chunk{'s' if malformed > 1 else ''} skipped; "
+                "the reply may be missing text"
+            )
+        error = _finish_error(builder.finish_reason or "", builder.snapshot())
+        if error is not None:
+            raise error
+
+
+class ChatClient:
+    """A reusable connection pool for one endpoint; cheap to keep for a kernel's life."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self._http = httpx.Client(
+            timeout=self._timeout(settings),
+            transport=transport,
+            follow_redirects=True,
+            headers={"User-Agent": f"glm-magic/{__version__}"},
+        )
+
+    @staticmethod
+    def _timeout(settings: Settings) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.write_timeout,
+            pool=settings.connect_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"<ChatClient {self.settings.base_url}>"
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    # -- building blocks used by ReplyStream -------------------------------------
+
+    def _headers(self, settings: Settings, *, stream: bool) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream" if stream else "application/json"}
+        key = settings.require_key()
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.reveal()}"
+        headers["X-Client-Request-Id"] = f"glm-magic-{uuid.uuid4().hex[:16]}"
+        headers.update(settings.extra_headers)
+        return headers
+
+    def send(self, settings: Settings, body: dict[str, Any], *, stream: bool) -> httpx.Response:
+        """POST the body; map transport failures (the response is not yet checked)."""
+        headers = self._headers(settings, stream=stream)
+        url = settings.base_url.rstrip("/") + "/chat/completions"
+        try:
+            request = self._http.build_request(
+                "POST", url, json=body, headers=headers, timeout=self._timeout(settings)
+            )
+            return self._http.send(request, stream=stream)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, streaming=False) from exc
+
+    def http_error(self, settings: Settings, response: httpx.Response) -> GlmError:
+        """Map an error response (already read) to the error tree."""
+        key = settings.api_key.reveal() if settings.api_key else None
+        return map_http_error(
+            response.status_code,
+            response.text,
+            response.headers,
+            model=settings.model,
+            key_env=settings.api_key_env,
+            secret=key,
+            request_id=response.headers.get("x-request-id"),
+        )
+
+    def stream_error(self, settings: Settings, data: str) -> GlmError:
+        """Map an error frame sent inside a stream."""
+        key = settings.api_key.reveal() if settings.api_key else None
+        code, _ = _error_fields(data)
+        status = 500 if code is None or not code.isdigit() or int(code) >= 500 else 400
+        error = map_http_error(
+            status, data, {}, model=settings.model, key_env=settings.api_key_env, secret=key
+        )
+        error.message = f"the server sent an error mid-stream: {error.message}"
+        if isinstance(error, ServerError):
+            return StreamBrokenError(error.message)
+        return error
+
+    def transport_error(self, exc: httpx.HTTPError, *, streaming: bool) -> GlmError:
+        """Map an httpx transport exception to the error tree (no URL userinfo, no key)."""
+        host = self.settings.base_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+        if isinstance(exc, httpx.ConnectTimeout):
+            return TimeoutError(f"connecting to {host} took longer than the connect timeout")
+        if isinstance(exc, httpx.ReadTimeout):
+            return TimeoutError(
+                f"no data from {host} for {self.settings.read_timeout:g} s "
+                "(GlmMagics.read_timeout); the text so far is kept"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError(f"the request to {host} timed out ({type(exc).__name__})")
+        if isinstance(exc, httpx.ConnectError):
+            return ConnectError(f"cannot reach {host}: {redact(str(exc))}; check GLM_BASE_URL")
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)) and streaming:
+            return StreamBrokenError(
+                f"the connection to {host} dropped mid-reply ({type(exc).__name__}); "
+                "the text so far is kept"
+            )
+        return ConnectError(f"request to {host} failed: {type(exc).__name__}")
+
+    def backoff(self, attempt: int, error: GlmError) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        cap = self.settings.retry_max_wait
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after > 0:
+            return float(min(retry_after, cap))
+        base: float = min(cap, 0.5 * 2 ** (attempt - 1))
+        return base / 2 + random.uniform(0, base / 2)
+
+    # -- public calls --------------------------------------------------------------
+
+    def stream(self, messages: Sequence[Message], settings: Settings | None = None) -> ReplyStream:
+        """Start a streamed completion; nothing is sent until the stream is iterated."""
+        s = settings or self.settings
+        return ReplyStream(self, s, build_body(s, messages, stream=True))
+
+    def complete(self, messages: Sequence[Message], settings: Settings | None = None) -> Reply:
+        """A non-streamed completion, with the same retries and errors as streaming."""
+        s = settings or self.settings
+        body = build_body(s, messages, stream=False)
+        attempt = 0
+        while True:
+            attempt += 1
+            builder = ReplyBuilder(s.model)
+            try:
+                response = self.send(s, body, stream=False)
+                if response.status_code >= 400:
+                    raise self.http_error(s, response)
+                try:
+                    data = response.json()
+                except ValueError as exc:
+                    raise StreamBrokenError("the server's reply was not valid JSON") from exc
+                builder.request_id = response.headers.get("x-request-id") or (
+                    data.get("request_id") or data.get("id") if isinstance(data, dict) else None
+                )
+                for event in parse_chunk(data):
+                    builder.add(event)
+                if builder.finish_reason is None:
+                    builder.add(Finish("stop"))
+                error = _finish_error(builder.finish_reason or "", builder.snapshot())
+                if error is not None:
+                    raise error
+                return builder.snapshot()
+            except GlmError as error:
+                if not error.retryable or attempt > s.max_retries:
+                    if error.partial is None:
+                        error.partial = builder.snapshot(error=error.one_line())
+                    raise
+                time.sleep(self.backoff(attempt, error))
+
+    def list_models(self) -> list[str]:
+        """Model ids from ``GET /models`` (sorted)."""
+        s = self.settings
+        headers = self._headers(s, stream=False)
+        try:
+            response = self._http.get(s.base_url.rstrip("/") + "/models", headers=headers)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, streaming=False) from exc
+        if response.status_code >= 400:
+            raise self.http_error(s, response)
+        try:
+            data = response.json().get("data", [])
+        except (ValueError, AttributeError) as exc:
+            raise StreamBrokenError("the /models reply was not the expected JSON") from exc
+        return sorted(str(m["id"]) for m in data if isinstance(m, dict) and "id" in m)

@@ -1,0 +1,217 @@
+"""Settings for a request: endpoint, model, key, timeouts, retries.
+
+Settings are resolved when a request is made, never at import, from (highest
+first) explicit values (magic options, ``%config GlmMagics...``), the
+environment (``GLM_BASE_URL``, ``GLM_MODEL``, the key variable named by
+``api_key_env`` - ``RUNAPI_KEY`` by default - then ``GLM_API_KEY``) and the
+built-in defaults. A key entered with ``%glm key`` is kept in this process only
+(:func:`set_session_key`).
+
+The key is wrapped in :class:`Secret`, whose ``repr`` and ``str`` never show it;
+the only way to read it is :meth:`Secret.reveal`, called by the client when it
+builds the ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, MissingKeyError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_KEY_ENV",
+    "DEFAULT_MODEL",
+    "Secret",
+    "Settings",
+    "clear_session_key",
+    "is_loopback_url",
+    "resolve_settings",
+    "set_session_key",
+]
+
+DEFAULT_BASE_URL = "https://runapi.ai/v1"
+DEFAULT_MODEL = "glm-5.1"
+DEFAULT_KEY_ENV = "RUNAPI_KEY"
+#: Looked up after the configured variable, so a Z.ai key works without renaming.
+FALLBACK_KEY_ENV = "GLM_API_KEY"
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or pickles."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value (only for the ``Authorization`` header)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickling (e.g. by a variable inspector or %store) must not carry the key.
+        return (Secret, ("***",))
+
+
+_session_key: Secret | None = None
+
+
+def set_session_key(value: str) -> None:
+    """Keep ``value`` as the API key for this process (``%glm key``)."""
+    global _session_key
+    value = value.strip()
+    if not value:
+        raise ConfigError("The key is empty; nothing was stored.")
+    _session_key = Secret(value)
+
+
+def clear_session_key() -> None:
+    """Forget a key stored with :func:`set_session_key`."""
+    global _session_key
+    _session_key = None
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` points at this machine (such endpoints need no key)."""
+    host = (urlsplit(url).hostname or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the client needs for one request.
+
+    Timeouts are seconds. ``read_timeout`` is the longest wait for the next
+    bytes, including the first token of a reply to a 200K-token prompt, so it
+    is long by default (httpx's 5 s would cut such replies).
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key: Secret | None = field(default=None, repr=False)
+    api_key_env: str = DEFAULT_KEY_ENV
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+    write_timeout: float = 60.0
+    max_retries: int = 3
+    retry_max_wait: float = 20.0
+    temperature: float | None = None
+    max_tokens: int | None = None
+    thinking: bool | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"base URL {self.base_url!r} is not an http(s) URL; "
+                "set it with %config GlmMagics.base_url = 'https://host/v1' or GLM_BASE_URL."
+            )
+        if not self.model.strip():
+            raise ConfigError("the model id is empty; set GlmMagics.model or use -m MODEL.")
+        for name in ("connect_timeout", "read_timeout", "write_timeout", "retry_max_wait"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}.")
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, not {self.max_retries!r}.")
+        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError(f"temperature must be between 0 and 2, not {self.temperature!r}.")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"max tokens must be at least 1, not {self.max_tokens!r}.")
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether requests need a key (loopback endpoints do not)."""
+        return not is_loopback_url(self.base_url)
+
+    def require_key(self) -> Secret | None:
+        """Return the key, or raise :class:`MissingKeyError` when one is needed."""
+        if self.api_key is None and self.needs_key:
+            raise MissingKeyError(missing_key_message(self.api_key_env))
+        return self.api_key
+
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (validated again)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def missing_key_message(key_env: str) -> str:
+    """The one line telling the user how to provide a key."""
+    return (
+        f"no API key. Run `%glm key` to enter one with a hidden prompt, or set the "
+        f"{key_env} environment variable before starting Jupyter "
+        "(a local endpoint such as GLM_BASE_URL=http://127.0.0.1:8000/v1 needs none)."
+    )
+
+
+def _env_float(environ: Mapping[str, str], name: str) -> float | None:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number.") from exc
+
+
+def find_key(key_env: str, environ: Mapping[str, str] | None = None) -> Secret | None:
+    """The key: from ``%glm key``, else ``$key_env``, else ``$GLM_API_KEY``."""
+    if _session_key is not None:
+        return _session_key
+    env = os.environ if environ is None else environ
+    for name in (key_env, FALLBACK_KEY_ENV):
+        value = env.get(name, "").strip()
+        if value:
+            return Secret(value)
+    return None
+
+
+def resolve_settings(
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key_env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Build :class:`Settings` from explicit values, the environment and defaults.
+
+    ``None`` means "not given": the environment or the default applies.
+    ``overrides`` are other :class:`Settings` fields; ``None`` values are skipped.
+    """
+    env = os.environ if environ is None else environ
+    key_env = api_key_env or DEFAULT_KEY_ENV
+    values: dict[str, object] = {
+        "base_url": (base_url or env.get("GLM_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+        "model": model or env.get("GLM_MODEL") or DEFAULT_MODEL,
+        "api_key_env": key_env,
+        "api_key": find_key(key_env, env),
+    }
+    timeout = _env_float(env, "GLM_READ_TIMEOUT")
+    if timeout is not None:
+        values["read_timeout"] = timeout
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,372 @@
+"""``%%glm`` and ``%glm``: the IPython magics, their settings, and the wiring of the layers.
+
+:class:`GlmMagics` is a traitlets ``Configurable`` (``%config GlmMagics.model
+= "glm-4.7"`` or ``c.GlmMagics.model`` in ``ipython_config.py``). A cell goes:
+options -> interpolation -> conversation messages -> client stream -> renderer.
+Every :class:`~glm_magic.errors.GlmError` reaches the user as one line: bad
+input and settings as an IPython ``UsageError``, request failures through the
+error's own one-line traceback, after the partial reply has been shown.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Float, Int, Unicode, default
+
+from .config import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings
+from .conversation import Conversation
+from .errors import ConfigError, GlmError
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .client import ChatClient
+    from .render import Renderer
+    from .reply import Reply
+
+__all__ = ["GlmMagics", "ask", "load", "unload"]
+
+DEFAULT_SYSTEM = (
+    "You are a concise assistant inside a Jupyter notebook running Python. "
+    "Answer in Markdown. Put code in fenced ```python blocks that run as a whole cell."
+)
+
+SUBCOMMANDS = ("key", "reset", "history", "models", "config", "help")
+
+
+def _pick(override: Any, configured: Any) -> Any:
+    """The per-cell value when given (0 and False count), else the configured one."""
+    return configured if override is None else override
+
+
+@magics_class
+class GlmMagics(Magics):
+    """The ``%%glm`` / ``%glm`` magics and their settings."""
+
+    model = Unicode(help="Model id (default: $GLM_MODEL, else glm-5.1).").tag(config=True)
+    base_url = Unicode(
+        help="OpenAI-compatible base URL (default: $GLM_BASE_URL, else RunAPI)."
+    ).tag(config=True)
+    api_key_env = Unicode(DEFAULT_KEY_ENV, help="Environment variable holding the API key.").tag(
+        config=True
+    )
+    connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
+    read_timeout = Float(
+        300.0, help="Seconds to wait for the next bytes (a 200K prompt's first token is slow)."
+    ).tag(config=True)
+    write_timeout = Float(60.0, help="Seconds to wait while sending the request.").tag(config=True)
+    max_retries = Int(
+        3, help="Retries for rate limits, 5xx and connect errors (before any reply)."
+    ).tag(config=True)
+    temperature = Float(
+        None, allow_none=True, help="Sampling temperature (server default if None)."
+    ).tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Output token cap (server default if None).").tag(
+        config=True
+    )
+    thinking = Bool(
+        None, allow_none=True, help="Thinking mode: True/False, or None for the model's default."
+    ).tag(config=True)
+    system_prompt = Unicode(DEFAULT_SYSTEM, help="System prompt for new conversations.").tag(
+        config=True
+    )
+    stream = Bool(True, help="Stream replies (False: wait for the whole reply).").tag(config=True)
+    update_interval = Float(0.12, help="Seconds between display updates while streaming.").tag(
+        config=True
+    )
+
+    @default("model")
+    def _default_model(self) -> str:
+        return os.environ.get("GLM_MODEL") or DEFAULT_MODEL
+
+    @default("base_url")
+    def _default_base_url(self) -> str:
+        return os.environ.get("GLM_BASE_URL") or DEFAULT_BASE_URL
+
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.conversation = Conversation()
+        self.last_reply: Reply | None = None
+        self._clients: dict[tuple[object, ...], ChatClient] = {}
+
+    # -- settings, clients, renderers ---------------------------------------------
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Effective settings for one request (``overrides`` from the magic's options)."""
+        model = overrides.pop("model", None) or self.model
+        try:
+            return resolve_settings(
+                base_url=self.base_url,
+                model=model,
+                api_key_env=self.api_key_env,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                write_timeout=self.write_timeout,
+                max_retries=self.max_retries,
+                temperature=_pick(overrides.pop("temperature", None), self.temperature),
+                max_tokens=_pick(overrides.pop("max_tokens", None), self.max_tokens),
+                thinking=_pick(overrides.pop("thinking", None), self.thinking),
+            )
+        except ConfigError as exc:
+            raise UsageError(exc.one_line()) from None
+
+    def client(self, settings: Settings) -> ChatClient:
+        """A pooled client for this endpoint and these timeouts (kept for reuse)."""
+        from .client import ChatClient
+
+        key = (
+            settings.base_url,
+            settings.connect_timeout,
+            settings.read_timeout,
+            settings.write_timeout,
+        )
+        found = self._clients.get(key)
+        if found is None:
+            found = self._clients[key] = ChatClient(settings)
+        return found
+
+    def close(self) -> None:
+        """Close pooled HTTP connections."""
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+    def renderer(self, model: str, fmt: str) -> Renderer:
+        """The kernel's Markdown display renderer, or plain text in a terminal."""
+        from .render import MarkdownDisplayRenderer, TerminalRenderer
+
+        if getattr(self.shell, "kernel", None) is not None:
+            return MarkdownDisplayRenderer(model, fmt=fmt, interval=self.update_interval)
+        return TerminalRenderer(model, fmt=fmt)
+
+    # -- the core: one prompt, one reply ----------------------------------------------
+
+    def run_prompt(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        new: bool = False,
+        stream: bool | None = None,
+        fmt: str = "markdown",
+        out: str | None = None,
+        renderer: Renderer | None = None,
+        **overrides: Any,
+    ) -> Reply:
+        """Send ``prompt`` with the conversation so far; show and return the reply."""
+        from .models import model_info
+        from .runner import run_foreground
+
+        settings = self.settings(**overrides)
+        try:
+            settings.require_key()
+        except ConfigError as exc:
+            raise UsageError(exc.one_line()) from None
+        if new:
+            self.conversation.reset()
+        info = model_info(settings.model)
+        trim = self.conversation.messages_for(
+            prompt,
+            info,
+            max_output=settings.max_tokens,
+            system=system if system is not None else self.system_prompt,
+        )
+        client = self.client(settings)
+        view = renderer or self.renderer(settings.model, fmt)
+        try:
+            if stream if stream is not None else self.stream:
+                reply = run_foreground(client.stream(trim.messages, settings), view, settings.model)
+            else:
+                view.start()
+                try:
+                    reply = client.complete(trim.messages, settings)
+                except GlmError as exc:
+                    if exc.partial is not None:
+                        view.finish(exc.partial)
+                    raise
+                view.finish(reply)
+        except GlmError as exc:
+            partial = exc.partial
+            if partial is not None:
+                self._remember(prompt, partial, out)
+            raise
+        self._remember(prompt, reply, out)
+        return reply
+
+    def _remember(self, prompt: str, reply: Reply, out: str | None) -> None:
+        self.conversation.add(prompt, reply.text, reply.model)
+        self.last_reply = reply
+        if out and self.shell is not None:
+            self.shell.user_ns[out] = reply
+
+    def _interpolate(self, text: str) -> str:
+        from .interpolate import interpolate
+
+        return interpolate(text, self.shell.user_ns if self.shell is not None else {}).text
+
+    # -- %%glm ----------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("-m", "--model", help="model id for this cell (default: GlmMagics.model)")
+    @argument("-s", "--system", help="system prompt for this cell")
+    @argument("--temperature", type=float, help="sampling temperature, 0-1 for GLM")
+    @argument("--max-tokens", type=int, dest="max_tokens", help="cap on reply tokens")
+    @argument("--think", action="store_true", dest="think", default=None, help="thinking mode on")
+    @argument("--no-think", action="store_false", dest="think", help="thinking mode off")
+    @argument("--new", action="store_true", help="start a fresh conversation")
+    @argument("-o", "--out", metavar="NAME", help="store the reply object in NAME")
+    @argument("--no-stream", action="store_true", help="wait for the whole reply")
+    @argument(
+        "-f", "--format", default="markdown", choices=("markdown", "text", "code"), dest="fmt"
+    )
+    @argument("--no-interpolate", action="store_true", help="send {braces} exactly as typed")
+    @argument("prompt", nargs="*", help="(line magic only) the question")
+    @cell_magic("glm")  # type: ignore[arg-type]
+    def glm_cell(self, line: str, cell: str) -> None:
+        """Ask the model; the cell's text is the prompt and the reply streams below.
+
+        ``{name}``, ``{name.attr}``, ``{In[3]}`` and ``{Out[3]}`` are replaced by
+        their values when they resolve; everything else in braces, and all
+        fenced code, is sent exactly as typed (``{{``/``}}`` for literal braces).
+        Consecutive cells form one conversation (``%glm reset`` or ``--new``).
+        """
+        args = self._parse(self.glm_cell, line)
+        if args.prompt:
+            raise UsageError(
+                f"unexpected text after the options: {' '.join(args.prompt)!r}; "
+                "put the question in the cell body"
+            )
+        self._ask(cell, args)
+
+    def _parse(self, func: Any, line: str) -> Any:
+        # POSIX splitting, unlike magic_arguments' own, removes the quotes in -s 'Be brief.'
+        try:
+            words = shlex.split(line, posix=True)
+        except ValueError as exc:
+            raise UsageError(f"bad options {line!r}: {exc}") from None
+        return func.parser.parse_args(words)
+
+    def _ask(self, text: str, args: Any) -> None:
+        if not text.strip():
+            raise UsageError("the prompt is empty: write your question under %%glm")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")
+        prompt = text if args.no_interpolate else self._interpolate(text)
+        self.run_prompt(
+            prompt.strip(),
+            system=args.system,
+            new=args.new,
+            stream=not args.no_stream,
+            fmt=args.fmt,
+            out=args.out,
+            model=args.model,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            thinking=args.think,
+        )
+
+    # -- %glm -----------------------------------------------------------------------
+
+    @line_magic("glm")  # type: ignore[arg-type]
+    def glm_line(self, line: str) -> Any:
+        """``%glm QUESTION`` asks in one line; sub-commands manage the session.
+
+        Sub-commands: ``key`` (enter the API key with a hidden prompt),
+        ``reset`` (forget the conversation), ``history``, ``models`` (what the
+        endpoint serves, with context windows and prices), ``config`` (the
+        effective settings), ``help``.
+        """
+        words = shlex.split(line, posix=True) if line.strip() else []
+        if not words or words[0] == "help":
+            print(self._help())
+            return None
+        command, rest = words[0], words[1:]
+        from . import commands
+
+        handler = getattr(commands, f"cmd_{command}", None)
+        if handler is not None and command in commands.COMMANDS:
+            return handler(self, rest)
+        args = self._parse(self.glm_cell, line)
+        self._ask(" ".join(args.prompt), args)
+        return None
+
+    def _help(self) -> str:
+        from . import commands
+
+        lines = ["%glm QUESTION          ask in one line (same options as %%glm)"]
+        lines += [f"%glm {name:<17} {doc}" for name, doc in commands.COMMANDS.items()]
+        lines.append("%%glm? shows the cell magic's options.")
+        return "\n".join(lines)
+
+
+_loaded: dict[int, GlmMagics] = {}
+_standalone: GlmMagics | None = None
+
+
+def load(ipython: InteractiveShell) -> None:
+    """Register the magics on ``ipython`` (idempotent)."""
+    if id(ipython) in _loaded:
+        return
+    magics = GlmMagics(shell=ipython)
+    ipython.register_magics(magics)
+    _loaded[id(ipython)] = magics
+
+
+def unload(ipython: InteractiveShell) -> None:
+    """Remove every magic, hook and configurable that :func:`load` added."""
+    found = _loaded.pop(id(ipython), None)
+    if found is None:
+        return
+    magics: Any = found  # IPython types configurables as shells
+    table = ipython.magics_manager.magics
+    for kind in ("line", "cell"):
+        if getattr(table[kind].get("glm"), "__self__", None) is magics:
+            del table[kind]["glm"]
+    ipython.magics_manager.registry.pop(type(magics).__name__, None)
+    if magics in ipython.configurables:
+        ipython.configurables.remove(magics)
+    magics.close()
+
+
+def current(ipython: InteractiveShell | None = None) -> GlmMagics | None:
+    """The loaded magics of ``ipython`` (default: the running shell), if any."""
+    if ipython is None:
+        from IPython import get_ipython
+
+        ipython = get_ipython()
+    return _loaded.get(id(ipython)) if ipython is not None else None
+
+
+def ask(prompt: str, **options: Any) -> Reply:
+    """The Python API behind :func:`glm_magic.ask`."""
+    from IPython import get_ipython
+
+    global _standalone
+    shell = get_ipython()
+    magics = current(shell)
+    if magics is None and shell is not None:
+        load(shell)
+        magics = current(shell)
+    if magics is None:
+        # Plain Python: no shell, so no display; the terminal renderer prints.
+        magics = _standalone = _standalone or GlmMagics(shell=None)
+    thinking = options.pop("thinking", None)
+    return magics.run_prompt(
+        prompt,
+        system=options.pop("system", None),
+        new=bool(options.pop("new", False)),
+        stream=options.pop("stream", None),
+        fmt=options.pop("format", "markdown"),
+        out=None,
+        model=options.pop("model", None),
+        temperature=options.pop("temperature", None),
+        max_tokens=options.pop("max_tokens", None),
+        thinking=thinking,
+        **options,
+    )

@@ -1,0 +1,258 @@
+"""Streaming renderers: a throttled Markdown display handle for kernels, plain text for terminals.
+
+The magic feeds a renderer the growing reply; the renderer decides when to
+show it. In a kernel every reply is one display (``display_id``) updated at
+most every :data:`MIN_INTERVAL` seconds, plus a guaranteed final update:
+per-token updates trip the Jupyter server's iopub rate limit (the final
+text is then dropped) and make browsers fall behind. Bundles carry
+``text/plain`` beside ``text/markdown`` and metadata with model and usage.
+
+This module never imports httpx.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from .markdown import join_code
+
+if TYPE_CHECKING:
+    from .reply import Reply, ReplyBuilder
+
+__all__ = [
+    "MIN_INTERVAL",
+    "MarkdownDisplayRenderer",
+    "Renderer",
+    "TerminalRenderer",
+    "compose_markdown",
+    "reply_bundle",
+]
+
+#: Seconds between two display updates while streaming (about 8 a second).
+MIN_INTERVAL = 0.12
+
+FORMATS = ("markdown", "text", "code")
+
+
+class Renderer(Protocol):
+    """What the magic and the Python API drive while a reply streams."""
+
+    def start(self) -> None:
+        """Show a placeholder at once."""
+
+    def progress(self, builder: ReplyBuilder) -> None:
+        """The reply grew; show it if enough time has passed."""
+
+    def tick(self) -> None:
+        """Called when no event arrived for a moment: flush a pending update."""
+
+    def finish(self, reply: Reply) -> None:
+        """Show the final state (always called, also after errors and stops)."""
+
+
+def _reasoning_block(reasoning: str, *, done: bool) -> str:
+    label = "Thinking" if done else "Thinking…"
+    words = len(reasoning.split())
+    # <details> keeps the thinking collapsed and visibly apart from the answer;
+    # JupyterLab, Notebook 7, VS Code and nbconvert all render it.
+    return (
+        f"<details><summary><em>{label} ({words} words)</em></summary>\n\n"
+        f"{reasoning.strip()}\n\n</details>\n\n"
+    )
+
+
+def _as_format(text: str, fmt: str) -> str:
+    if fmt == "code":
+        code = join_code(text) if "```" in text or "~~~" in text else text
+        return f"```python\n{code.strip()}\n```" if code.strip() else ""
+    return text
+
+
+def compose_markdown(
+    *,
+    model: str,
+    text: str,
+    reasoning: str,
+    footer: str,
+    error: str = "",
+    done: bool,
+    fmt: str = "markdown",
+) -> str:
+    """The Markdown shown for a reply at one moment of its life."""
+    parts: list[str] = []
+    if reasoning:
+        parts.append(_reasoning_block(reasoning, done=done))
+    body = _as_format(text, fmt)
+    if body:
+        parts.append(body)
+    elif not done:
+        parts.append(f"⏳ *{model} is {'thinking' if reasoning else 'working'}…*")
+    if error:
+        parts.append(f"\n\n**⚠ {error}**")
+    if footer:
+        parts.append(f"\n\n<sub>{footer}</sub>")
+    return "".join(parts)
+
+
+def _plain(text: str, footer: str, error: str) -> str:
+    lines = [text.rstrip()] if text else []
+    if error:
+        lines.append(f"[{error}]")
+    if footer:
+        lines.append(f"-- {footer}")
+    return "\n".join(lines)
+
+
+def reply_bundle(reply: Reply, fmt: str = "markdown") -> tuple[dict[str, str], dict[str, Any]]:
+    """The final MIME bundle and metadata for a reply (also used by the CLI and panel)."""
+    footer = reply.footer()
+    data: dict[str, str] = {"text/plain": _plain(reply.text, footer, reply.error)}
+    if fmt != "text":
+        data["text/markdown"] = compose_markdown(
+            model=reply.model,
+            text=reply.text,
+            reasoning=reply.reasoning,
+            footer=footer,
+            error=reply.error,
+            done=True,
+            fmt=fmt,
+        )
+    usage = reply.usage
+    meta = {
+        "glm_magic": {
+            "model": reply.model,
+            "finish_reason": reply.finish_reason,
+            "request_id": reply.request_id,
+            "complete": reply.complete,
+            "elapsed": round(reply.elapsed, 3),
+            "cost_usd": reply.cost,
+            "usage": None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cached_tokens": usage.cached_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
+            },
+        }
+    }
+    return data, meta
+
+
+class MarkdownDisplayRenderer:
+    """One display handle per reply, updated at most every ``interval`` seconds."""
+
+    def __init__(self, model: str, *, fmt: str = "markdown", interval: float = MIN_INTERVAL):
+        self.model = model
+        self.fmt = fmt
+        self.interval = interval
+        self.updates = 0
+        self._display_id: str | None = None
+        self._last = 0.0
+        self._pending: ReplyBuilder | None = None
+
+    def start(self) -> None:
+        """Display the placeholder (model name and a waiting mark)."""
+        from IPython.display import display
+
+        md = f"⏳ *{self.model} is working…*"
+        handle = display(
+            {"text/markdown": md, "text/plain": f"[{self.model} is working...]"},
+            raw=True,
+            display_id=True,
+        )
+        self._display_id = handle.display_id if handle is not None else None
+        self._last = time.monotonic()
+
+    def _send(self, data: dict[str, str], meta: dict[str, Any] | None = None) -> None:
+        from IPython.display import update_display
+
+        if self._display_id is None:
+            return
+        update_display(data, raw=True, display_id=self._display_id, metadata=meta or {})
+        self.updates += 1
+        self._last = time.monotonic()
+
+    def _show_builder(self, builder: ReplyBuilder) -> None:
+        text = builder.text
+        n = builder.usage.completion_tokens if builder.usage else None
+        status = f"{self.model} · streaming…" + (f" {n} tokens" if n else f" {len(text):,} chars")
+        md = compose_markdown(
+            model=self.model,
+            text=text,
+            reasoning=builder.reasoning,
+            footer=status,
+            done=False,
+            fmt=self.fmt,
+        )
+        data = {"text/plain": _plain(text, status, "")}
+        if self.fmt != "text":
+            data["text/markdown"] = md
+        self._pending = None
+        self._send(data)
+
+    def progress(self, builder: ReplyBuilder) -> None:
+        """Show the reply if the last update is older than the interval."""
+        if time.monotonic() - self._last >= self.interval:
+            self._show_builder(builder)
+        else:
+            self._pending = builder
+
+    def tick(self) -> None:
+        """Flush a held-back update once the interval has passed."""
+        if self._pending is not None and time.monotonic() - self._last >= self.interval:
+            self._show_builder(self._pending)
+
+    def finish(self, reply: Reply) -> None:
+        """The guaranteed final update: full text, footer, error line and metadata."""
+        data, meta = reply_bundle(reply, self.fmt)
+        self._pending = None
+        self._send(data, meta)
+
+
+class TerminalRenderer:
+    """Terminal IPython: print text as it arrives, no widgets, same errors and footer."""
+
+    def __init__(self, model: str, *, stream: IO[str] | None = None, fmt: str = "markdown"):
+        self.model = model
+        self.out = stream or sys.stdout
+        self._shown_text = 0
+        self._shown_reasoning = 0
+        self._color = bool(getattr(self.out, "isatty", lambda: False)())
+
+    def start(self) -> None:
+        """Nothing to show until text arrives (the prompt already says what runs)."""
+
+    def _dim(self, text: str) -> str:
+        return f"\x1b[2m{text}\x1b[0m" if self._color else text
+
+    def progress(self, builder: ReplyBuilder) -> None:
+        """Print the new part of the reasoning and of the answer."""
+        reasoning = builder.reasoning
+        if len(reasoning) > self._shown_reasoning:
+            if self._shown_reasoning == 0:
+                self.out.write(self._dim("[thinking] "))
+            self.out.write(self._dim(reasoning[self._shown_reasoning :]))
+            self._shown_reasoning = len(reasoning)
+        text = builder.text
+        if len(text) > self._shown_text:
+            if self._shown_text == 0 and self._shown_reasoning:
+                self.out.write("\n\n")
+            self.out.write(text[self._shown_text :])
+            self._shown_text = len(text)
+        self.out.flush()
+
+    def tick(self) -> None:
+        """Text is printed as it arrives, so there is never anything held back."""
+
+    def finish(self, reply: Reply) -> None:
+        """Print what was not printed yet, the error line and the footer."""
+        if len(reply.text) > self._shown_text:
+            self.out.write(reply.text[self._shown_text :])
+        self._shown_text = len(reply.text)
+        if reply.error:
+            self.out.write(f"\n[{reply.error}]")
+        self.out.write("\n" + self._dim(f"-- {reply.footer()}") + "\n")
+        self.out.flush()

@@ -1,0 +1,175 @@
+"""The reply object, and the builder that assembles it from events.
+
+A :class:`Reply` is what ``%%glm -o NAME`` stores and what the Python API
+returns, streamed or not: the answer (``.text``), the thinking kept apart
+(``.reasoning``), the fenced code joined (``.code``), token usage, the model,
+why it finished, the request id, time taken and estimated cost. It renders as
+Markdown in Jupyter and has a short plain ``repr``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from .markdown import CodeBlock, code_blocks, join_code
+from .models import estimate_cost, model_info
+
+__all__ = ["Reply", "ReplyBuilder", "ToolCall"]
+
+
+@dataclass
+class ToolCall:
+    """A tool call assembled from its deltas."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass
+class Reply:
+    """One model reply (possibly partial when an error or a Stop cut it short)."""
+
+    text: str = ""
+    reasoning: str = ""
+    model: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    request_id: str | None = None
+    elapsed: float = 0.0
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    #: One line saying why the reply is incomplete ("" when it is complete).
+    error: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """True when the model finished normally and nothing went wrong."""
+        return not self.error and self.finish_reason in ("stop", "tool_calls")
+
+    @property
+    def code_blocks(self) -> list[CodeBlock]:
+        """The fenced code blocks of the answer, in order."""
+        return code_blocks(self.text)
+
+    @property
+    def code(self) -> str:
+        """The answer's Python code blocks joined into one runnable cell."""
+        return join_code(self.text)
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated USD cost from the catalog's prices (``None`` when unknown)."""
+        if self.usage is None:
+            return None
+        return estimate_cost(
+            model_info(self.model),
+            self.usage.prompt_tokens,
+            self.usage.completion_tokens,
+            self.usage.cached_tokens or 0,
+        )
+
+    def footer(self) -> str:
+        """The one-line summary: model, tokens, time and estimated cost."""
+        parts = [self.model or "?"]
+        if self.usage is not None:
+            tokens = f"{self.usage.prompt_tokens:,} in / {self.usage.completion_tokens:,} out"
+            if self.usage.cached_tokens:
+                tokens += f" ({self.usage.cached_tokens:,} cached)"
+            parts.append(tokens)
+        parts.append(f"{self.elapsed:.1f} s")
+        cost = self.cost
+        if cost is not None:
+            parts.append(f"~${cost:.4f}" if cost >= 0.0001 or cost == 0 else "<$0.0001")
+        if self.finish_reason not in (None, "stop"):
+            parts.append(f"finish: {self.finish_reason}")
+        return " · ".join(parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        head = self.text[:60].replace("\n", " ")
+        more = "..." if len(self.text) > 60 else ""
+        status = "" if self.complete else f", incomplete: {self.error or self.finish_reason}"
+        return f"<Reply {self.model} {len(self.text)} chars: {head!r}{more}{status}>"
+
+    def _repr_markdown_(self) -> str:
+        body = self.text or "*(empty reply)*"
+        if self.error:
+            body += f"\n\n**{self.error}**"
+        return f"{body}\n\n<sub>{self.footer()}</sub>"
+
+
+class ReplyBuilder:
+    """Accumulates events into a :class:`Reply`; cheap to call per token.
+
+    Text pieces are kept in lists and joined on demand (``snapshot``) so a
+    long stream does not cost quadratic string building.
+    """
+
+    def __init__(self, model: str) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: dict[int, ToolCall] = {}
+        self.model = model
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.request_id: str | None = None
+        self.started = time.monotonic()
+        self.first_token_at: float | None = None
+        self.chars = 0
+
+    def add(self, event: Event) -> None:
+        """Fold one event into the reply."""
+        if isinstance(event, TextDelta):
+            if event.text:
+                self._text.append(event.text)
+                self.chars += len(event.text)
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+        elif isinstance(event, ReasoningDelta):
+            if event.text:
+                self._reasoning.append(event.text)
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+        elif isinstance(event, ToolCallDelta):
+            call = self._tools.setdefault(event.index, ToolCall(index=event.index))
+            call.id = call.id or event.id
+            call.name = call.name or event.name
+            call.arguments += event.arguments
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Finish) and self.finish_reason is None:
+            # Some servers send a second finish chunk (spec quirk 3): the first wins.
+            self.finish_reason = event.reason
+
+    @property
+    def text(self) -> str:
+        """The answer text so far."""
+        if len(self._text) > 1:
+            self._text[:] = ["".join(self._text)]
+        return self._text[0] if self._text else ""
+
+    @property
+    def reasoning(self) -> str:
+        """The thinking so far."""
+        if len(self._reasoning) > 1:
+            self._reasoning[:] = ["".join(self._reasoning)]
+        return self._reasoning[0] if self._reasoning else ""
+
+    def snapshot(self, error: str = "") -> Reply:
+        """A :class:`Reply` holding everything received so far."""
+        return Reply(
+            text=self.text,
+            reasoning=self.reasoning,
+            model=self.model,
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            request_id=self.request_id,
+            elapsed=time.monotonic() - self.started,
+            tool_calls=[self._tools[i] for i in sorted(self._tools)],
+            error=error,
+        )

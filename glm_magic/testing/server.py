@@ -1,0 +1,408 @@
+"""The HTTP transport of the test endpoint: routing, chunked SSE, hang-ups and stalls.
+
+What a request *means* (directives, the reply plan, the log) lives in the package
+:mod:`glm_magic.testing`; this module turns it into bytes on a socket the way GLM
+servers do: status and headers (``X-Request-ID``, ``Retry-After``), one flushed
+HTTP chunk per SSE event, and each stream fault at the point it is meant to hit.
+The handler never lets a client disconnect become a traceback: every write and
+every wait detects it and ends the reply with outcome ``client_closed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import socketserver
+import sys
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, cast
+
+from . import MODELS, STREAM_FAULTS, Directives, ReplyPlan, invalid_request, scripts
+
+if TYPE_CHECKING:
+    from . import EndpointServer
+
+__all__ = ["LoopbackHTTPServer"]
+
+_STOPPING = STREAM_FAULTS - {"malformed", "glued", "no_done"}  # end generation at cut_after
+_FINISH_FAULTS = ("sensitive", "network_error", "length")
+_MALFORMED = '{"id": "x", "choices": [ {"delta": '
+_STALL_SECONDS = 60.0
+_POLL = 0.05  # how often waits look at the client socket and the close flag
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _join(pieces: list[tuple[str, str]], kind: str) -> str:
+    return "".join(text for k, text in pieces if k == kind)
+
+
+def _chunk(gen: ReplyPlan, choice: dict[str, Any], usage: dict[str, Any] | None = None) -> str:
+    extra = {"usage": usage} if usage else {}
+    return _dumps({**gen.envelope(), "choices": [choice], **extra})
+
+
+def _masked(headers: dict[str, str]) -> dict[str, str]:
+    """Lowercase header names; replace credentials so the log can be shown anywhere."""
+    out = {name.lower(): value for name, value in headers.items()}
+    if "authorization" in out:
+        out["authorization"] = "Bearer ***"
+    for name in ("x-api-key", "api-key", "proxy-authorization"):
+        if name in out:
+            out[name] = "***"
+    return out
+
+
+class _Stop(Exception):
+    """Ends a reply early; ``outcome`` is what the request log records."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """The socket server behind :class:`~glm_magic.testing.EndpointServer`."""
+
+    daemon_threads = True  # a stalled reply must never keep the process alive
+
+    def __init__(self, address: tuple[str, int], owner: EndpointServer) -> None:
+        self.owner = owner
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        """Bind without ``HTTPServer``'s ``getfqdn()``, a DNS lookup that can stall."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about disconnects (normal when streaming); report real bugs."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _SseWriter:
+    """Writes ``data:`` frames as HTTP chunks, one flushed write per event."""
+
+    def __init__(self, handler: _Handler, *, glue: bool, comments: bool) -> None:
+        self._handler, self._glue, self._comments = handler, glue, comments
+        self._pending: str | None = None
+        self._first = True
+
+    def frame(self, payload: str, *, glue: bool = True) -> None:
+        data = f"data: {payload}"
+        if self._glue and glue:
+            # Spec quirk 4: the next frame starts right after the previous JSON.
+            if self._pending is None:
+                self._pending = data
+                return
+            data, self._pending = self._pending + data, None
+            self._send(data + "\n\n", 2)
+            return
+        self.flush()
+        self._send(data + "\n\n", 1)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            data, self._pending = self._pending, None
+            self._send(data + "\n\n", 1)
+
+    def end(self) -> None:
+        self._handler._write(b"0\r\n\r\n")
+
+    def _send(self, text: str, frames: int) -> None:
+        if self._comments and not self._first:
+            text = ": keep-alive\n\n" + text
+        self._first = False
+        data = text.encode()
+        self._handler._write(b"%x\r\n%s\r\n" % (len(data), data))
+        self._handler._chunks += frames
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # chunked streaming and keep-alive need it
+    server_version = "glm-magic-test-endpoint"
+    _status: int | None = None
+    _rid: str | None = None
+
+    @property
+    def owner(self) -> EndpointServer:
+        return cast(LoopbackHTTPServer, self.server).owner
+
+    def setup(self) -> None:
+        super().setup()
+        self.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.owner._track(self.connection, add=False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log the request line to stderr when verbose (never headers, so never keys)."""
+        if self.owner.verbose:
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    def do_GET(self) -> None:
+        """Serve any method: routing is by method and path together."""
+        self._dispatch()
+
+    do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _start(self, status: int, headers: dict[str, str]) -> None:
+        self._status = status
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self._write(b"", headers_too=True)
+
+    def _send(self, status: int, ctype: str, body: str, headers: dict[str, str]) -> None:
+        data = body.encode()
+        self._start(status, {"Content-Type": ctype, **headers, "Content-Length": str(len(data))})
+        self._write(b"" if self.command == "HEAD" else data)
+
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, "application/json", json.dumps(obj, ensure_ascii=False), headers or {})
+
+    def _write(self, data: bytes, *, headers_too: bool = False) -> None:
+        try:
+            if headers_too:
+                self.end_headers()
+                self._headers_sent = True
+            if data:
+                self.wfile.write(data)
+            self.wfile.flush()
+        except OSError as exc:
+            raise _Stop(self._gone()) from exc
+
+    def _pause(self, seconds: float) -> None:
+        """Wait *seconds*, stopping at once if the client leaves or the server closes."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.owner._closing.is_set():
+                raise _Stop("error")
+            remaining = deadline - time.monotonic()
+            try:
+                wait = max(0.0, min(remaining, _POLL))
+                ready = select.select([self.connection], [], [], wait)[0]
+                # Readable with nothing to read is the client's FIN: it hung up.
+                if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                    raise _Stop(self._gone())
+            except (OSError, ValueError) as exc:
+                raise _Stop(self._gone()) from exc
+            if remaining <= 0:
+                return
+            if ready:  # pipelined bytes keep the socket readable: avoid a busy loop
+                self.owner._closing.wait(min(remaining, _POLL))
+
+    def _gone(self) -> str:
+        # close() shuts client sockets down too; that is not the client leaving.
+        return "error" if self.owner._closing.is_set() else "client_closed"
+
+    def _abort(self) -> None:
+        """Hang up without finishing the response (no chunk terminator)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # -- routing --------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        path = self.path.split("?", 1)[0]
+        length = self.headers.get("Content-Length", "0")
+        raw = self.rfile.read(int(length) if length.isdigit() else 0)
+        self._status = None
+        self._chunks = 0
+        self._headers_sent = False
+        self._rid = None
+        if path.startswith("/_test/"):
+            with contextlib.suppress(_Stop):  # the inspecting client left: nothing to log
+                self._test_route(path)
+            return
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        log = self.owner._log
+        record = log.open(self.command, path, _masked(dict(self.headers.items())), body)
+        outcome = "error"
+        try:
+            outcome = self._route(path, raw, body)
+        except _Stop as stop:
+            outcome = stop.outcome
+        except Exception:
+            traceback.print_exc()  # a bug in this server: show it, then answer 500
+            self.close_connection = True
+            if not self._headers_sent:
+                with contextlib.suppress(_Stop):
+                    self._send_json(500, _error("500", "Internal error"))
+        finally:
+            log.close(record, outcome, self._chunks, self._status, self._rid)
+
+    def _test_route(self, path: str) -> None:
+        if path == "/_test/requests" and self.command == "GET":
+            self._send_json(200, [r.to_dict() for r in self.owner.requests])
+        elif path == "/_test/reset" and self.command == "POST":
+            self.owner.reset()
+            self._send_json(200, {"ok": True})
+        else:
+            self._send_json(404, {"error": {"message": "Not Found"}})
+
+    def _route(self, path: str, raw: bytes, body: Any) -> str:
+        known = {"GET /v1/models", "GET /models"}
+        known |= {"POST /v1/chat/completions", "POST /chat/completions"}
+        if f"{self.command} {path}" not in known:
+            self._send_json(404, {"error": {"message": "Not Found"}})
+            return "completed"
+        owner = self.owner
+        auth = self.headers.get("Authorization")
+        if owner.require_key is not None and auth != f"Bearer {owner.require_key}":
+            code, why = (
+                ("1000", "Authentication failed")
+                if auth
+                else ("1001", "Authorization Token Missing")
+            )
+            self._send_json(401, _error(code, why))
+            return "completed"
+        if path.endswith("/models"):
+            data = [{"id": m, "object": "model", "owned_by": "z-ai"} for m in MODELS]
+            self._send_json(200, {"object": "list", "data": data})
+            return "completed"
+        problem = invalid_request(raw, body)
+        if problem:
+            self._send_json(400, _error("1214", problem))
+            return "completed"
+        model, *suffix = body["model"].split("+")
+        pairs = [(p.partition("=")[0], p.partition("=")[2] or "1") for p in suffix if p]
+        named = sorted((k.lower(), v.strip()) for k, v in self.headers.items())
+        x_test = [(k[7:].replace("-", "_"), v) for k, v in named if k.startswith("x-test-")]
+        try:
+            directives = Directives.parse(pairs + x_test)  # headers last, so they win
+        except ValueError as exc:
+            self._send_json(400, _error("1210", str(exc)))
+            return "completed"
+        rid = body.get("request_id")
+        rid = rid if isinstance(rid, str) and rid else owner._log.new_id()
+        self._rid = rid
+        headers = {"X-Request-ID": rid}
+        self._pause(directives.first_byte_delay)
+        fault = directives.fault
+        if fault and directives.fail_times is not None:
+            key = body["model"] + "|" + "|".join(f"{k}={v}" for k, v in x_test)
+            fault = fault if owner._log.should_fail(key, directives.fail_times) else None
+        error = scripts.error_fault(fault) if fault else None
+        if error:
+            status, ctype, text = error
+            if directives.retry_after is not None:
+                headers["Retry-After"] = directives.retry_after
+            self._send(status, ctype, text, headers)
+            return "fault"
+        gen = ReplyPlan.build(owner, body, model, rid, directives, fault)
+        if body.get("stream") is True:
+            return self._stream(gen, headers)
+        return self._complete(gen, headers)
+
+    # -- replies --------------------------------------------------------------
+
+    def _complete(self, gen: ReplyPlan, headers: dict[str, str]) -> str:
+        """Answer a non-streaming request with one ``chat.completion`` body."""
+        fault, pieces, finish = gen.fault, gen.pieces, gen.finish_reason
+        if fault in _FINISH_FAULTS:
+            pieces, finish = pieces[: gen.directives.cut_after], fault or finish
+        self._pause(gen.delay * len(pieces))  # as long as streaming the same reply
+        if fault == "stall":
+            self._pause(_STALL_SECONDS)
+            self._abort()
+            return "fault"
+        if fault == "error_event":
+            self._send_json(500, _error("500", "Internal error during streaming"), headers)
+            return "fault"
+        message: dict[str, Any] = {"role": "assistant", "content": _join(pieces, "content")}
+        if gen.thinking:
+            message["reasoning_content"] = _join(pieces, "reasoning_content")
+        reply = {
+            "id": gen.request_id,
+            "request_id": gen.request_id,
+            "object": "chat.completion",
+            "created": gen.created,
+            "model": gen.model,
+            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+            "usage": gen.usage(pieces),
+        }
+        text = json.dumps(reply, ensure_ascii=False)
+        if fault == "malformed":
+            self._send(200, "application/json", text[: len(text) // 2], headers)
+            return "fault"
+        if fault in ("cut", "truncate"):  # half the promised Content-Length, then hang up
+            length = str(len(text.encode()))
+            self._start(
+                200, {"Content-Type": "application/json", **headers, "Content-Length": length}
+            )
+            self._write(text[: len(text) // 2].encode())
+            self._abort()
+            return "fault"
+        self._send(200, "application/json", text, headers)
+        return "fault" if fault in _FINISH_FAULTS else "completed"
+
+    def _stream(self, gen: ReplyPlan, headers: dict[str, str]) -> str:
+        """Answer ``stream: true``: chunked SSE, one flushed event per token piece."""
+        sse = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        self._start(200, {**sse, "Transfer-Encoding": "chunked", **headers})
+        fault, d = gen.fault, gen.directives
+        out = _SseWriter(self, glue=fault == "glued", comments=d.comments)
+        sent = gen.pieces[: d.cut_after] if fault in _STOPPING else gen.pieces
+        for i, (kind, text) in enumerate(sent):
+            if fault == "malformed" and i == d.cut_after:
+                out.frame(_MALFORMED, glue=False)
+            self._pause(gen.delay if i else 0.0)
+            out.frame(_chunk(gen, {"index": 0, "delta": {"role": "assistant", kind: text}}))
+        if fault == "malformed" and d.cut_after >= len(sent):
+            out.frame(_MALFORMED, glue=False)
+        out.flush()
+        if fault in ("cut", "stall"):
+            if fault == "stall":
+                self._pause(_STALL_SECONDS)
+            self._abort()
+            return "fault"
+        if fault in ("truncate", "error_event"):
+            if fault == "error_event":
+                out.frame(_dumps(_error("500", "Internal error during streaming")))
+                self.close_connection = True
+            out.end()
+            return "fault"
+        finish: dict[str, Any] = {"index": 0, "finish_reason": gen.finish_reason}
+        finish["delta"] = {"role": "assistant", "content": ""}
+        if fault in ("sensitive", "network_error"):
+            finish = {"index": 0, "delta": {}, "finish_reason": fault}  # as in spec 3.D
+        elif fault == "length":
+            finish["finish_reason"] = "length"
+        elif fault == "tool_index":
+            # Spec quirk 3: a tool chunk with index -1 already carrying finish_reason.
+            call = {"index": -1, "id": f"call_{gen.request_id}", "type": "function"}
+            call["function"] = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+            delta = {"role": "assistant", "tool_calls": [call]}
+            out.frame(_chunk(gen, {"index": 0, "finish_reason": "tool_calls", "delta": delta}))
+            finish["finish_reason"] = "tool_calls"
+        usage = gen.usage(sent)
+        if d.usage == "finish":
+            out.frame(_chunk(gen, finish, usage=usage))
+        else:
+            out.frame(_chunk(gen, finish))
+            out.frame(_dumps({**gen.envelope(), "choices": [], "usage": usage}))
+        if fault != "no_done":
+            out.frame("[DONE]", glue=False)
+        out.end()
+        return "fault" if fault else "completed"

@@ -1,0 +1,37 @@
+"""Shared fixtures: the bundled endpoint on loopback, and a clean key state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from glm_magic import config
+from glm_magic.testing import EndpointServer, serve
+
+#: A recognisable fake key: tests assert it never shows up anywhere.
+FAKE_KEY = "sk-glmtest-FAKEKEY-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[EndpointServer]:
+    """The bundled OpenAI-compatible endpoint, a real HTTP server on 127.0.0.1."""
+    server = serve(port=0)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def fresh_endpoint(endpoint: EndpointServer) -> EndpointServer:
+    """The shared endpoint with its request log and fail counters cleared."""
+    endpoint.reset()
+    return endpoint
+
+
+@pytest.fixture(autouse=True)
+def _no_session_key() -> Iterator[None]:
+    config.clear_session_key()
+    yield
+    config.clear_session_key()

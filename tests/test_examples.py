@@ -1,0 +1,52 @@
+"""The example notebooks run headlessly under nbclient against the bundled endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from glm_magic.testing import EndpointServer
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notebooks"
+
+
+def execute(path: Path, endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.setenv("GLM_BASE_URL", endpoint.base_url)
+    monkeypatch.delenv("RUNAPI_KEY", raising=False)
+    monkeypatch.delenv("GLM_API_KEY", raising=False)
+    monkeypatch.setenv("GLM_MODEL", "glm-4.7")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(path.parent))
+    return nb
+
+
+def glm_outputs(nb: object) -> list[dict[str, object]]:
+    found = []
+    for cell in nb.cells:  # type: ignore[attr-defined]
+        for out in cell.get("outputs", []):
+            if "glm_magic" in out.get("metadata", {}):
+                found.append(out)
+    return found
+
+
+def test_quickstart_runs_and_keeps_the_streamed_replies(
+    endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = (EXAMPLES / "quickstart.ipynb").read_bytes()
+    nb = execute(EXAMPLES / "quickstart.ipynb", endpoint, monkeypatch)
+    replies = glm_outputs(nb)
+    assert len(replies) == 3
+    for out in replies:
+        meta = out["metadata"]["glm_magic"]  # type: ignore[index]
+        assert meta["complete"] is True
+        data = out["data"]  # type: ignore[index]
+        assert "text/markdown" in data and "text/plain" in data
+        assert "working" not in data["text/markdown"]  # the final update was applied
+    code_cell = next(c for c in nb.cells if "primes_reply.code" in c.source)  # type: ignore[attr-defined]
+    printed = "".join(o.get("text", "") for o in code_cell.outputs)
+    assert "def " in printed
+    nbformat.validate(nb)
+    assert (EXAMPLES / "quickstart.ipynb").read_bytes() == before
