@@ -62,7 +62,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     unload(ipython)
 
 
-def ask(prompt: str, **options: Any) -> Reply:
+def ask(prompt: str, **options: Any) -> Reply | None:
     """Send ``prompt`` like a ``%%glm`` cell would and return the :class:`Reply`.
 
     In a notebook the reply streams into the output; ``options`` are the

@@ -142,7 +142,8 @@ def map_http_error(
     if code == "1301":
         return ContentFilteredError(f"the provider's safety filter refused the request: {said}.")
     if status == 401 or code in _AUTH_CODES:
-        cls, hint = AuthenticationError, f"check the key in ${key_env} or run `%glm key`"
+        cls = AuthenticationError
+        hint = f"check the key in ${key_env} (in a notebook: `%glm key`)"
     elif status == 403:
         cls, hint = PermissionDeniedError, "this key may not use this model or endpoint"
     elif status == 402 or code in _QUOTA_CODES or (status == 429 and "quota" in low):

@@ -25,7 +25,29 @@ COMMANDS: dict[str, str] = {
     "history": "show the conversation so far",
     "models": "the endpoint's models with context window, thinking and prices",
     "config": "the effective settings (the key is never shown)",
+    "explain": "[N] explain the last failure (or In [N]'s): root cause first",
+    "fix": "[N] diagnose the last failure and insert the corrected cell below",
+    "insert": "[--file PATH] [--after CELL_ID] write the last reply's code into a notebook file",
 }
+
+#: Sub-commands implemented in other modules (imported only when used).
+ELSEWHERE: dict[str, str] = {
+    "explain": "glm_magic.assist_commands",
+    "fix": "glm_magic.assist_commands",
+    "insert": "glm_magic.assist_commands",
+}
+
+
+def handler(name: str) -> Any:
+    """The function behind ``%glm NAME``, or ``None`` for an unknown name."""
+    if name not in COMMANDS:
+        return None
+    module = ELSEWHERE.get(name)
+    if module is None:
+        return globals().get(f"cmd_{name}")
+    import importlib
+
+    return getattr(importlib.import_module(module), f"cmd_{name}")
 
 
 def _no_args(name: str, args: list[str]) -> None:
@@ -141,7 +163,7 @@ def cmd_config(magics: GlmMagics, args: list[str]) -> None:
     lines = [
         f"base_url        {s.base_url}",
         f"model           {s.model}",
-        f"api key         {key} (from %glm key or ${s.api_key_env})",
+        f"api key         {key}",
         f"timeouts        connect {s.connect_timeout:g} s, read {s.read_timeout:g} s",
         f"retries         {s.max_retries}",
         f"temperature     {s.temperature if s.temperature is not None else 'server default'}",

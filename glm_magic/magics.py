@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -80,6 +81,9 @@ class GlmMagics(Magics):
     update_interval = Float(0.12, help="Seconds between display updates while streaming.").tag(
         config=True
     )
+    mask_secrets = Bool(
+        True, help="Mask keys, tokens and passwords in notebook context before it is sent."
+    ).tag(config=True)
 
     @default("model")
     def _default_model(self) -> str:
@@ -157,35 +161,101 @@ class GlmMagics(Magics):
         fmt: str = "markdown",
         out: str | None = None,
         renderer: Renderer | None = None,
+        context: str | Sequence[str] | None = None,
+        dry_run: bool = False,
+        insert: bool = False,
         **overrides: Any,
-    ) -> Reply:
-        """Send ``prompt`` with the conversation so far; show and return the reply."""
-        from .models import model_info
-        from .runner import run_foreground
+    ) -> Reply | None:
+        """Send ``prompt`` with the conversation (and any context); show and return the reply.
+
+        With ``dry_run`` the exact messages, estimated tokens and cost are
+        printed and nothing is sent (``None`` is returned).
+        """
+        from .models import estimate_tokens, model_info
 
         settings = self.settings(**overrides)
+        if new:
+            self.conversation.reset()
+        info = model_info(settings.model)
+        system_text = system if system is not None else self.system_prompt
+        user, notes = prompt, []
+        if context:
+            from .context import build_context, parse_spec
+
+            try:
+                spec = parse_spec(context)
+            except ConfigError as exc:
+                raise UsageError(exc.one_line()) from None
+            if not spec.empty:
+                reserve = settings.max_tokens or min(info.default_output, info.context_window // 4)
+                room = info.context_window - reserve - estimate_tokens(system_text + prompt) - 64
+                block = build_context(
+                    self.shell,
+                    spec,
+                    budget_tokens=max(room * 3 // 4, 256),
+                    mask=self.mask_secrets,
+                    secrets=[settings.api_key.reveal() if settings.api_key else None],
+                    current_count=getattr(self.shell, "execution_count", None),
+                )
+                user = f"{block.text}\n\n---\n\n{prompt}"
+                notes = [f"context: ~{block.tokens:,} tokens", *block.notes]
+        trim = self.conversation.messages_for(
+            user, info, max_output=settings.max_tokens, system=system_text
+        )
+        if trim.dropped_turns:
+            notes.append(f"{trim.dropped_turns} earlier turn(s) left out to fit the window")
+        if dry_run:
+            from .context import dry_run_report
+
+            print(dry_run_report(trim.messages, info, max_output=settings.max_tokens))
+            return None
+        return self.run_messages(
+            trim.messages,
+            settings,
+            remember_as=prompt,
+            stream=stream,
+            fmt=fmt,
+            out=out,
+            renderer=renderer,
+            insert=insert,
+            notes=notes,
+        )
+
+    def run_messages(
+        self,
+        messages: list[dict[str, Any]],
+        settings: Settings,
+        *,
+        remember_as: str,
+        stream: bool | None = None,
+        fmt: str = "markdown",
+        out: str | None = None,
+        renderer: Renderer | None = None,
+        insert: bool = False,
+        notes: Sequence[str] = (),
+    ) -> Reply:
+        """Stream (or fetch) a reply to ``messages`` and show it; the shared core.
+
+        The exchange is remembered in the conversation as ``remember_as`` (the
+        user's own words, without the context), also when it failed part-way.
+        """
+        from .runner import run_foreground
+
         try:
             settings.require_key()
         except ConfigError as exc:
             raise UsageError(exc.one_line()) from None
-        if new:
-            self.conversation.reset()
-        info = model_info(settings.model)
-        trim = self.conversation.messages_for(
-            prompt,
-            info,
-            max_output=settings.max_tokens,
-            system=system if system is not None else self.system_prompt,
-        )
+        if notes:
+            print("ⓘ " + "; ".join(notes))
         client = self.client(settings)
         view = renderer or self.renderer(settings.model, fmt)
         try:
             if stream if stream is not None else self.stream:
-                reply = run_foreground(client.stream(trim.messages, settings), view, settings.model)
+                reply = run_foreground(client.stream(messages, settings), view, settings.model)
             else:
                 view.start()
                 try:
-                    reply = client.complete(trim.messages, settings)
+                    reply = client.complete(messages, settings)
                 except GlmError as exc:
                     if exc.partial is not None:
                         view.finish(exc.partial)
@@ -194,16 +264,23 @@ class GlmMagics(Magics):
         except GlmError as exc:
             partial = exc.partial
             if partial is not None:
-                self._remember(prompt, partial, out)
+                self._remember(remember_as, partial, out)
             raise
-        self._remember(prompt, reply, out)
+        self._remember(remember_as, reply, out)
+        if insert:
+            from .cells import insert_reply_code
+
+            insert_reply_code(self.shell, reply, out or "_glm")
         return reply
 
     def _remember(self, prompt: str, reply: Reply, out: str | None) -> None:
         self.conversation.add(prompt, reply.text, reply.model)
         self.last_reply = reply
-        if out and self.shell is not None:
-            self.shell.user_ns[out] = reply
+        if self.shell is not None:
+            # ``_glm`` always holds the last reply, like ``_`` holds the last result.
+            self.shell.user_ns["_glm"] = reply
+            if out:
+                self.shell.user_ns[out] = reply
 
     def _interpolate(self, text: str) -> str:
         from .interpolate import interpolate
@@ -226,6 +303,20 @@ class GlmMagics(Magics):
         "-f", "--format", default="markdown", choices=("markdown", "text", "code"), dest="fmt"
     )
     @argument("--no-interpolate", action="store_true", help="send {braces} exactly as typed")
+    @argument(
+        "-c",
+        "--context",
+        action="append",
+        metavar="SPEC",
+        help="notebook context to send: 3-5, last:4, error, vars:df,model, notebook, none",
+    )
+    @argument("--insert", action="store_true", help="insert the reply's code as a new cell below")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        dest="dry_run",
+        help="print the messages, tokens and cost; send nothing",
+    )
     @argument("prompt", nargs="*", help="(line magic only) the question")
     @cell_magic("glm")  # type: ignore[arg-type]
     def glm_cell(self, line: str, cell: str) -> None:
@@ -269,6 +360,9 @@ class GlmMagics(Magics):
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             thinking=args.think,
+            context=args.context,
+            dry_run=args.dry_run,
+            insert=args.insert,
         )
 
     # -- %glm -----------------------------------------------------------------------
@@ -289,8 +383,8 @@ class GlmMagics(Magics):
         command, rest = words[0], words[1:]
         from . import commands
 
-        handler = getattr(commands, f"cmd_{command}", None)
-        if handler is not None and command in commands.COMMANDS:
+        handler = commands.handler(command)
+        if handler is not None:
             return handler(self, rest)
         args = self._parse(self.glm_cell, line)
         self._ask(" ".join(args.prompt), args)
@@ -316,6 +410,9 @@ def load(ipython: InteractiveShell) -> None:
     magics = GlmMagics(shell=ipython)
     ipython.register_magics(magics)
     _loaded[id(ipython)] = magics
+    from . import hooks
+
+    hooks.install(ipython)
 
 
 def unload(ipython: InteractiveShell) -> None:
@@ -324,6 +421,9 @@ def unload(ipython: InteractiveShell) -> None:
     if found is None:
         return
     magics: Any = found  # IPython types configurables as shells
+    from . import hooks
+
+    hooks.uninstall(ipython)
     table = ipython.magics_manager.magics
     for kind in ("line", "cell"):
         if getattr(table[kind].get("glm"), "__self__", None) is magics:
@@ -343,7 +443,7 @@ def current(ipython: InteractiveShell | None = None) -> GlmMagics | None:
     return _loaded.get(id(ipython)) if ipython is not None else None
 
 
-def ask(prompt: str, **options: Any) -> Reply:
+def ask(prompt: str, **options: Any) -> Reply | None:
     """The Python API behind :func:`glm_magic.ask`."""
     from IPython import get_ipython
 

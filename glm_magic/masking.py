@@ -126,6 +126,9 @@ _DESCRIPTORS = _words(
     " timeout pattern regex policy location source hint help prompt param params"
     " arg args attr func fn callback class cls backend strategy algorithm bits encoding"
     " label style width height"
+    # Exception and warning class names (KeyError, TokenError) name a failure, not a secret:
+    # masking "KeyError: 'total'" would hide the very thing explain/fix must see.
+    " error errors exception exceptions warning warnings exc"
 )
 _KEYWORD_VALUES = _words("none null nil undefined true false yes no on off ~")
 _PLACEHOLDER = re.compile(

@@ -193,16 +193,23 @@ class MarkdownDisplayRenderer:
         self._pending = None
         self._send(data)
 
+    def _due(self, builder: ReplyBuilder) -> bool:
+        # Every update resends the whole text, so long replies update less often:
+        # bytes on iopub (and Markdown re-renders in the browser) stay about linear
+        # in the reply's length instead of quadratic. 50K chars -> one update a second.
+        interval = max(self.interval, builder.chars / 50_000)
+        return time.monotonic() - self._last >= interval
+
     def progress(self, builder: ReplyBuilder) -> None:
         """Show the reply if the last update is older than the interval."""
-        if time.monotonic() - self._last >= self.interval:
+        if self._due(builder):
             self._show_builder(builder)
         else:
             self._pending = builder
 
     def tick(self) -> None:
         """Flush a held-back update once the interval has passed."""
-        if self._pending is not None and time.monotonic() - self._last >= self.interval:
+        if self._pending is not None and self._due(self._pending):
             self._show_builder(self._pending)
 
     def finish(self, reply: Reply) -> None:

@@ -50,3 +50,27 @@ def test_quickstart_runs_and_keeps_the_streamed_replies(
     assert "def " in printed
     nbformat.validate(nb)
     assert (EXAMPLES / "quickstart.ipynb").read_bytes() == before
+
+
+def test_explain_and_fix_example_runs_with_scripted_replies(
+    endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint.reset()
+    nb = execute(EXAMPLES / "explain-and-fix.ipynb", endpoint, monkeypatch)
+    replies = glm_outputs(nb)
+    assert len(replies) == 2
+    explain_md = replies[0]["data"]["text/markdown"]  # type: ignore[index]
+    assert "TypeError" in explain_md
+    bodies = [r.body for r in endpoint.requests if r.path.endswith("/chat/completions")]
+    explain_user = bodies[0]["messages"][-1]["content"]
+    assert "statistics.mean(values)" in explain_user  # the failing source
+    assert "TypeError" in explain_user  # its traceback
+    assert "csv.DictReader" in explain_user  # the earlier cell where the cause is
+    printed = "".join(
+        o.get("text", "")
+        for c in nb.cells  # type: ignore[attr-defined]
+        if c.source == "print(fix.code)"
+        for o in c.outputs
+    )
+    compile(printed, "<fix>", "exec")
+    assert "statistics" in printed

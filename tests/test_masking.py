@@ -387,3 +387,10 @@ def test_masking_is_total(text: str) -> None:
     result = mask_secrets(text, [text])
     assert isinstance(result.text, str)
     assert result.count >= 0
+
+
+def test_exception_names_are_not_secret_names() -> None:
+    for name in ("KeyError", "TokenError", "AuthError", "PasswordError", "KeyWarning"):
+        assert not is_secret_name(name)
+    text = "KeyError: 'total'\nTokenError: 'foo'"
+    assert mask_secrets(text).text == text

@@ -283,9 +283,11 @@ def _repair(question: str, source: str) -> tuple[str, str]:
     name_error = _NAME_ERROR.search(question)
     if name_error:
         bad = name_error.group(1)
-        # Candidates come from the failing source (not the prose around it, where
-        # words like "name" would win), then from builtins such as ``print``.
-        idents = {i for i in _IDENT.findall(source) if not keyword.iskeyword(i)}
+        # Candidates come from the code blocks sent (the failing source and the
+        # earlier cells that define names; not the prose around them, where words
+        # like "name" would win), then from builtins such as ``print``.
+        code = "\n".join(body for _, body in _FENCE.findall(question) if "Traceback" not in body)
+        idents = {i for i in _IDENT.findall(code or source) if not keyword.iskeyword(i)}
         good = _close(bad, idents) or _close(
             bad, {b for b in dir(builtins) if not b.startswith("_")}
         )

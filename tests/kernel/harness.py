@@ -90,8 +90,22 @@ class Kernel:
             kernel_name="python3", startup_timeout=60, env=full, cwd=cwd or self.tmp.name
         )
 
-    def start(self, code: str) -> str:
-        return str(self.kc.execute(code, store_history=True, allow_stdin=False))
+    def start(self, code: str, cell_id: str | None = None) -> str:
+        if cell_id is None:
+            return str(self.kc.execute(code, store_history=True, allow_stdin=False))
+        # What JupyterLab and Notebook 7 send: the cell's id in the request metadata.
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        msg = self.kc.session.msg("execute_request", content)
+        msg["metadata"]["cellId"] = cell_id
+        self.kc.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
 
     def collect(self, msg_id: str, timeout: float = 60) -> Execution:
         ex = Execution(msg_id)
@@ -117,8 +131,8 @@ class Kernel:
                 ex.reply = reply
                 return ex
 
-    def run(self, code: str, timeout: float = 60) -> Execution:
-        return self.collect(self.start(code), timeout)
+    def run(self, code: str, timeout: float = 60, cell_id: str | None = None) -> Execution:
+        return self.collect(self.start(code, cell_id), timeout)
 
     def wait_for(self, msg_id: str, predicate: Any, timeout: float = 30) -> list[dict[str, Any]]:
         """Read iopub until predicate(msg) is true; return what was read (kept for collect)."""

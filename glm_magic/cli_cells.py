@@ -1,0 +1,136 @@
+"""The cells ``glm-magic explain`` / ``fix`` insert, and how they go into the notebook.
+
+An explanation is one Markdown cell; a fix is a Markdown diagnosis (the reply
+without its code block) followed by the corrected code cell, whose first line
+says which model wrote it. Cells are inserted directly below the failing cell
+(by cell id on nbformat >= 4.5, by position before that). The executed
+outputs written with them have the API key masked, since the kernel inherits
+the environment that holds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cli_exec import CellFailure
+from .config import Settings
+from .markdown import PYTHON_LANGS, code_blocks
+from .notebook import LoadedNotebook, NewCell, insert_cells
+
+__all__ = ["cells_for", "insert_planned", "mask_outputs", "without_code"]
+
+
+def without_code(text: str) -> str:
+    """``text`` minus the fenced blocks that :attr:`Reply.code` takes."""
+    blocks = code_blocks(text)
+    python_only = any(b.is_python for b in blocks)
+    kept: list[str] = []
+    fence: str | None = None  # the open fence, whether dropped or kept
+    dropping = False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if fence is not None:
+            if stripped.startswith(fence) and not stripped.strip(fence[0]):
+                fence = None
+            if not dropping:
+                kept.append(line)
+            continue
+        opener = stripped[:3]
+        if opener in ("```", "~~~") and len(line) - len(line.lstrip(" ")) <= 3:
+            marks = len(stripped) - len(stripped.lstrip(opener[0]))
+            info = stripped[marks:].strip()
+            lang = info.split()[0].lower() if info.split() else ""
+            fence = opener[0] * marks
+            dropping = not python_only or lang in PYTHON_LANGS
+            if dropping:
+                continue
+        kept.append(line)
+    result = "\n".join(kept).strip()
+    while "\n\n\n" in result:
+        result = result.replace("\n\n\n", "\n\n")
+    return result
+
+
+def cells_for(
+    kind: str,
+    item: CellFailure,
+    text: str,
+    code: str,
+    footer: str,
+    settings: Settings,
+    key: str | None,
+) -> list[NewCell]:
+    """The cells to insert below a failing cell for one reply."""
+    if key:  # the prompt was masked, but a proxy or a model could still echo it
+        text, code = text.replace(key, "***"), code.replace(key, "***")
+    failure = item.failure
+    summary = failure.summary.replace("`", "'")
+    follows = (
+        f"_{failure.label} may fail only because In [{item.follows}] failed first._\n\n"
+        if item.follows is not None
+        else ""
+    )
+    if kind == "explain":
+        body = f"**glm-magic: why {failure.label} failed** (`{summary}`)\n\n{follows}{text}"
+        return [NewCell(f"{body.rstrip()}\n\n<sub>{footer}</sub>", "markdown")]
+    diagnosis = without_code(text) if code.strip() else ""
+    after = (
+        f"The next cell is a corrected {failure.label}."
+        if code.strip()
+        else "_The reply held no code block, so no fixed cell was inserted._"
+    )
+    body = (
+        f"**glm-magic: fix for {failure.label}** (`{summary}`)\n\n{follows}"
+        f"{diagnosis or text.strip()}\n\n{after}\n\n<sub>{footer}</sub>"
+    )
+    cells = [NewCell(body, "markdown")]
+    if code.strip():
+        header = f"# fixed by {' '.join(settings.model.split())} via glm-magic"
+        cells.append(NewCell(f"{header}\n{code.strip(chr(10))}", "code"))
+    return cells
+
+
+def _mask_value(value: Any, key: str) -> tuple[Any, int]:
+    if isinstance(value, str):
+        return value.replace(key, "***"), value.count(key)
+    total = 0
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i], n = _mask_value(item, key)
+            total += n
+    elif isinstance(value, dict):
+        for k in list(value):
+            value[k], n = _mask_value(value[k], key)
+            total += n
+    return value, total
+
+
+def mask_outputs(nb: Any, key: str | None) -> int:
+    """Mask the API key wherever a cell printed it (the kernel inherits our environment)."""
+    if not key or len(key) < 8:  # a short "key" would mask ordinary text
+        return 0
+    total = 0
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            _, n = _mask_value(cell.get("outputs", []), key)
+            total += n
+    return total
+
+
+def insert_planned(
+    loaded: LoadedNotebook, planned: list[tuple[CellFailure, list[NewCell]]], model: str
+) -> list[tuple[CellFailure, int]]:
+    """Insert every plan below its cell; return each fix's failure and fixed cell position."""
+    fixed: list[tuple[CellFailure, Any]] = []
+    # Bottom-up, so the positions of the cells still to handle do not move.
+    for item, cells in sorted(planned, key=lambda p: p[0].index, reverse=True):
+        cell_id = item.failure.cell_id
+        if loaded.has_cell_ids and cell_id:
+            insert_cells(loaded, cells, model=model, after_cell_id=cell_id)
+        else:
+            insert_cells(loaded, cells, model=model, after_index=item.index)
+        if cells[-1].cell_type == "code":
+            fixed.append((item, loaded.nb.cells[item.index + len(cells)]))
+    # Positions are final only once every insertion is done: find the nodes by identity.
+    where = {id(cell): i for i, cell in enumerate(loaded.nb.cells)}
+    return sorted(((item, where[id(node)]) for item, node in fixed), key=lambda p: p[1])

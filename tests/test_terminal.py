@@ -1,0 +1,68 @@
+"""Terminal IPython (no kernel): replies print as plain text, errors are one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from glm_magic.testing import EndpointServer
+
+from .conftest import FAKE_KEY
+
+
+def run_ipython(code: str, base_url: str | None, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("RUNAPI_KEY", "GLM_API_KEY")}
+    full.pop("GLM_BASE_URL", None)
+    if base_url:
+        full["GLM_BASE_URL"] = base_url
+    full.update(env)
+    full["IPYTHONDIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), "glm-term-ipython")
+    return subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full,
+        check=False,
+    )
+
+
+def test_terminal_streams_plain_text(endpoint: EndpointServer) -> None:
+    code = (
+        "get_ipython().run_line_magic('load_ext', 'glm_magic')\n"
+        "get_ipython().run_cell_magic('glm', '-o r --think', 'Write a function for squares')\n"
+        "print('CODE?', 'def ' in r.code)"
+    )
+    proc = run_ipython(code, endpoint.base_url, RUNAPI_KEY=FAKE_KEY)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "[thinking]" in out
+    assert "```python" in out  # the Markdown source as plain text, no HTML
+    assert "<details>" not in out and "<sub>" not in out
+    assert "-- glm-5.1 · " in out  # the footer
+    assert "CODE? True" in out
+    assert FAKE_KEY not in out + proc.stderr
+
+
+def test_terminal_error_is_one_line(endpoint: EndpointServer) -> None:
+    code = (
+        "get_ipython().run_line_magic('load_ext', 'glm_magic')\n"
+        "get_ipython().run_line_magic('config', 'GlmMagics.max_retries = 0')\n"
+        "get_ipython().run_cell_magic('glm', '-m glm-4.7+fault=429', 'hi')\n"
+    )
+    proc = run_ipython(code, endpoint.base_url)
+    text = proc.stdout + proc.stderr
+    assert "Rate limited:" in text
+    assert "Traceback" not in text
+
+
+def test_terminal_missing_key(endpoint: EndpointServer) -> None:
+    code = (
+        "get_ipython().run_line_magic('load_ext', 'glm_magic')\n"
+        "get_ipython().run_cell_magic('glm', '', 'hi')\n"
+    )
+    proc = run_ipython(code, None)
+    text = proc.stdout + proc.stderr
+    assert "UsageError" in text and "%glm key" in text and "RUNAPI_KEY" in text
+    assert "Traceback" not in text
