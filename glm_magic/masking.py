@@ -192,7 +192,30 @@ def mask_secrets(text: str, extra_secrets: Iterable[str | None] = ()) -> Masked:
     for pattern, replace in _PASSES:
         text, found = _substitute(pattern, text, replace)
         count += found
-    return Masked(text, count)
+    text, found = _name_passes(text)
+    return Masked(text, count + found)
+
+
+def _name_passes(text: str) -> tuple[str, int]:
+    """Run the name-based passes on the lines that could hold a secret name.
+
+    Every name-based rule needs a name that :func:`is_secret_name` accepts,
+    which always contains one of :data:`_NAME_HINT`'s words, and none spans
+    lines; so lines without such a word are skipped (most of a notebook's
+    output), which keeps megabytes of context cheap to mask.
+    """
+    if _NAME_HINT.search(text) is None:
+        return text, 0
+    lines = text.split("\n")
+    count = 0
+    for i, line in enumerate(lines):
+        if _NAME_HINT.search(line) is None:
+            continue
+        for pattern, replace in _NAME_PASSES:
+            line, found = _substitute(pattern, line, replace)
+            count += found
+        lines[i] = line
+    return "\n".join(lines), count
 
 
 def _usable_secrets(values: Iterable[str | None]) -> list[str]:
@@ -386,9 +409,13 @@ _PASSES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]], ..
     (_AWS_SECRET, _replace_value),
     (_PREFIXED_KEY, _replace_random_whole),
     *((pattern, _replace_whole) for pattern in _OPAQUE_TOKENS),
+    (_URL_PASSWORD, _replace_maskable),
+)
+#: Passes whose match needs a secret-like name on the same line (see _name_passes).
+_NAME_PASSES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]], ...] = (
     (_KEYED_LITERAL, _replace_keyed_literal),
     (_LINE_ASSIGN, _replace_line_assignment),
     (_CLI_FLAG, _replace_cli_flag),
-    (_URL_PASSWORD, _replace_maskable),
     (_QUERY_PARAM, _replace_query_param),
 )
+_NAME_HINT = re.compile(r"key|token|secret|pass|pwd|auth|credential", re.IGNORECASE)
