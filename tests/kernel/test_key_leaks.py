@@ -1,0 +1,181 @@
+"""Key-leak sweep: a recognisable key, every path that talks or fails, and a search for it.
+
+The endpoint requires the key (so it really was sent), then every iopub
+message, execute reply, log line, saved notebook, CLI output, error message
+and public repr is searched for it. It must be found nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from glm_magic.testing import EndpointServer, serve
+
+from .harness import Execution, Kernel, kernel_env
+
+pytestmark = pytest.mark.kernel
+
+KEY = "sk-leaksweep-SHOULDNEVERAPPEAR-9f8e7d6c5b4a"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[EndpointServer]:
+    server = serve(port=0, require_key=KEY)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def assert_clean(text: str, where: str) -> None:
+    assert KEY not in text, f"the key leaked into {where}"
+    assert KEY[10:30] not in text, f"part of the key leaked into {where}"
+
+
+def test_magics_in_a_kernel_never_show_the_key(keyed: EndpointServer, tmp_path: Path) -> None:
+    log_file = tmp_path / "kernel.log"
+    k = Kernel(kernel_env(keyed.base_url, RUNAPI_KEY=KEY))
+    runs: list[Execution] = []
+    try:
+        setup = (
+            "import logging\n"
+            f"logging.basicConfig(filename={str(log_file)!r}, level=logging.DEBUG, force=True)\n"
+            "get_ipython().run_line_magic('load_ext', 'glm_magic')\n"
+            "get_ipython().run_line_magic('config', 'GlmMagics.max_retries = 1')"
+        )
+        runs.append(k.run(setup))
+        cells = [
+            "%%glm -o ok\nWrite a function for squares",
+            "%%glm --think\nhello",
+            "%%glm --no-stream\nhello",
+            "%%glm -m glm-4.7+fault=401\nhello",
+            "%%glm -m glm-4.7+fault=429-1302+retry_after=0.05\nhello",
+            "%%glm -m glm-4.7+fault=500\nhello",
+            "%%glm -m glm-4.7+fault=cut\nhello",
+            "%%glm -m glm-4.7+fault=malformed\nhello",
+            "%config GlmMagics.read_timeout = 0.5",
+            "%%glm -m glm-4.7+fault=stall\nhello",
+            "%config GlmMagics.read_timeout = 300.0",
+            "%%glm --dry-run --context notebook\nwhat is in here?",
+            "%glm config",
+            "%glm models",
+            "%glm history",
+            "%config GlmMagics",
+            "x = undefined_thing",
+            "%glm explain",
+            "%glm fix",
+            "%glm fix --dry-run",
+            "import glm_magic, glm_magic.magics as gm\n"
+            "m = gm.current()\n"
+            "s = m.settings()\n"
+            "print(repr(m), repr(s), str(s), repr(s.api_key), repr(m.client(s)), repr(ok),"
+            " vars(s), ok._repr_markdown_())",
+            "import pickle; print(pickle.dumps(s))",
+            "try:\n    glm_magic.ask('hi', model='glm-4.7+fault=401')\n"
+            "except Exception as e:\n    print(repr(e), str(e), e.one_line())",
+        ]
+        for cell in cells:
+            runs.append(k.run(cell))
+        # An interrupt mid-reply.
+        msg_id = k.start("%%glm -m glm-4.7+tokens=2000+delay=0.01\nlong")
+        early = k.wait_for(msg_id, lambda m: m["msg_type"] == "update_display_data")
+        k.km.interrupt_kernel()
+        stopped = k.collect(msg_id)
+        stopped.messages[:0] = early
+        runs.append(stopped)
+        runs.append(k.run("import logging; logging.shutdown()"))
+    finally:
+        k.shutdown()
+    assert runs[1].status == "ok", runs[1].messages  # the key was sent and accepted
+    assert any(r.status == "error" for r in runs)  # and failures were exercised
+    assert "Stopped" in json.dumps(stopped.error)
+    for i, run in enumerate(runs):
+        assert_clean(run.everything(), f"the iopub messages of run {i}")
+    assert log_file.exists()
+    assert_clean(log_file.read_text(), "the kernel's log file")
+    for request in keyed.requests:
+        assert_clean(json.dumps(request.to_dict()), "the endpoint's request log")
+
+
+def test_example_notebooks_and_cli_never_save_the_key(
+    keyed: EndpointServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GLM_BASE_URL", keyed.base_url)
+    monkeypatch.setenv("RUNAPI_KEY", KEY)
+    monkeypatch.setenv("GLM_MODEL", "glm-4.7")
+    for path in sorted(EXAMPLES.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(path.parent))
+        assert_clean(nbformat.writes(nb), f"the executed {path.name}")
+    failing = nbformat.v4.new_notebook()
+    failing.cells = [
+        nbformat.v4.new_code_cell("values = [1, 2]"),
+        nbformat.v4.new_code_cell("print(sum(valuez))"),
+    ]
+    nb_path = tmp_path / "fails.ipynb"
+    nbformat.write(failing, nb_path)
+    env = dict(os.environ)
+    for args in (
+        ["run", str(nb_path)],
+        ["explain", str(nb_path), "-o", str(tmp_path / "e.ipynb")],
+        ["fix", str(nb_path), "--verify", "-o", str(tmp_path / "f.ipynb")],
+        ["explain", str(nb_path), "-o", str(tmp_path / "x.ipynb"), "-m", "glm-4.7+fault=401"],
+        ["explain", str(nb_path), "-o", str(tmp_path / "y.ipynb"), "-m", "glm-4.7+fault=429"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "glm_magic.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            check=False,
+        )
+        assert_clean(proc.stdout + proc.stderr, f"glm-magic {args[0]} output")
+    written = list(tmp_path.glob("*.ipynb"))
+    assert len(written) >= 3
+    for path in written:
+        assert_clean(path.read_text(), f"the CLI's {path.name}")
+
+
+def test_public_objects_never_show_the_key(keyed: EndpointServer) -> None:
+    import glm_magic
+    from glm_magic import errors
+    from glm_magic.client import ChatClient
+    from glm_magic.config import Secret, resolve_settings
+
+    settings = resolve_settings(base_url=keyed.base_url, environ={"RUNAPI_KEY": KEY})
+    assert settings.api_key == Secret(KEY)
+    client = ChatClient(settings.with_changes(model="glm-4.7+fault=401", max_retries=0))
+    seen: list[str] = [repr(settings), str(settings), repr(client), repr(settings.api_key)]
+    seen.append(pickle.dumps(settings).decode("latin-1"))
+    for name in glm_magic.__all__:
+        seen.append(repr(getattr(glm_magic, name)))
+    logger = logging.getLogger("glm_magic")
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(errors.AuthenticationError) as info:
+            list(client.stream([{"role": "user", "content": "hi"}]))
+    finally:
+        logger.removeHandler(handler)
+        client.close()
+    err = info.value
+    seen += [repr(err), str(err), err.one_line(), repr(err.partial), *err._render_traceback_()]
+    seen += records
+    for i, text in enumerate(seen):
+        assert_clean(text, f"public object #{i}")
