@@ -17,7 +17,6 @@ IPython.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
 import random
 import socket
@@ -31,20 +30,10 @@ import httpx
 
 from . import __version__
 from .config import Settings
+from .errormap import error_fields, finish_error, map_http_error
 from .errors import (
-    APIError,
-    AuthenticationError,
-    BadRequestError,
     ConnectError,
-    ContentFilteredError,
-    ContextTooLongError,
-    GenerationFailedError,
     GlmError,
-    MaxTokensError,
-    ModelNotFoundError,
-    PermissionDeniedError,
-    QuotaError,
-    RateLimitError,
     ServerError,
     StoppedError,
     StreamBrokenError,
@@ -55,15 +44,11 @@ from .events import Event, Finish
 from .reply import Reply, ReplyBuilder
 from .sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
 
-__all__ = ["ChatClient", "ReplyStream", "build_body", "map_http_error"]
+__all__ = ["ChatClient", "ReplyStream", "build_body"]
 
 log = logging.getLogger("glm_magic")
 
 Message = Mapping[str, Any]
-
-_AUTH_CODES = {"1000", "1001", "1002", "1003", "1004"}
-_QUOTA_CODES = {"1113", "1304", "1308", "1309", "1310", "1311", "1313", "insufficient_quota"}
-_RATE_CODES = {"1302", "1303", "1305", "rate_limit_exceeded"}
 
 
 def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool) -> dict[str, Any]:
@@ -80,123 +65,6 @@ def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool)
     if settings.thinking is not None:
         body["thinking"] = {"type": "enabled" if settings.thinking else "disabled"}
     return body
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_fields(body: str) -> tuple[str | None, str]:
-    """(code, message) from a Z.ai / OpenAI / RunAPI error body, or raw text."""
-    import json
-
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            code = err.get("code")
-            message = err.get("message") or err.get("msg") or ""
-            return (str(code) if code not in (None, "") else None), str(message)
-        if isinstance(err, str):
-            return None, err
-    text = " ".join(body.split())
-    if text.lstrip().startswith("<"):
-        return None, "(HTML error page)"
-    return None, text[:300]
-
-
-def map_http_error(
-    status: int,
-    body: str,
-    headers: Mapping[str, str],
-    *,
-    model: str,
-    key_env: str,
-    secret: str | None = None,
-    request_id: str | None = None,
-) -> GlmError:
-    """Map one HTTP error response to the error tree, with a one-line message."""
-    code, server_message = _error_fields(body)
-    server_message = redact(server_message, secret)
-    retry_after = _retry_after(headers)
-    low = server_message.lower()
-    where = f"HTTP {status}" + (f", code {code}" if code else "")
-    said = f"{server_message} ({where})" if server_message else f"({where})"
-    cls: type[APIError]
-    hint = ""
-    if code == "1301":
-        return ContentFilteredError(f"the provider's safety filter refused the request: {said}.")
-    if status == 401 or code in _AUTH_CODES:
-        cls = AuthenticationError
-        hint = f"check the key in ${key_env} (in a notebook: `%glm key`)"
-    elif status == 403:
-        cls, hint = PermissionDeniedError, "this key may not use this model or endpoint"
-    elif status == 402 or code in _QUOTA_CODES or (status == 429 and "quota" in low):
-        cls, hint = QuotaError, "top up the account or check the plan; retrying will not help"
-    elif status == 429 or code in _RATE_CODES:
-        cls = RateLimitError
-        hint = f"retry in {retry_after:.0f} s" if retry_after else "wait a little and retry"
-    elif code == "1211" or (status in (400, 404) and "model" in low and "not" in low):
-        cls, hint = ModelNotFoundError, f"the endpoint does not know {model!r}; see `%glm models`"
-    elif code in ("1261", "context_length_exceeded") or any(
-        s in low for s in ("context length", "context window", "max length", "too many tokens")
-    ):
-        cls, hint = ContextTooLongError, "shorten the prompt or context, or `%glm reset`"
-    elif status >= 500 or status == 408:
-        cls, hint = ServerError, "the server failed; try again shortly"
-    elif status == 404:
-        cls, hint = BadRequestError, "check the base URL (it usually ends in /v1)"
-    else:
-        cls = BadRequestError
-    message = said + (f"; {hint}" if hint else "")
-    return cls(
-        message,
-        status=status,
-        code=code,
-        server_message=server_message,
-        request_id=request_id,
-        retry_after=retry_after,
-    )
-
-
-def _finish_error(reason: str, partial: Reply) -> GlmError | None:
-    if reason == "sensitive":
-        return ContentFilteredError(
-            "the provider's safety filter stopped the reply", finish_reason=reason, partial=partial
-        )
-    if reason == "network_error":
-        return GenerationFailedError(
-            "the provider reported an inference failure (network_error); try again",
-            finish_reason=reason,
-            partial=partial,
-        )
-    if reason == "length":
-        return MaxTokensError(
-            "the reply reached the max tokens limit; raise --max-tokens to get more",
-            finish_reason=reason,
-            partial=partial,
-        )
-    if reason == "model_context_window_exceeded":
-        return ContextTooLongError(
-            "the model's context window filled up; shorten the prompt or `%glm reset`",
-            partial=partial,
-        )
-    return None
 
 
 class ReplyStream:
@@ -358,7 +226,7 @@ class ReplyStream:
                 f"{malformed} malformed chunk{'s' if malformed > 1 else ''} skipped; "
                 "the reply may be missing text"
             )
-        error = _finish_error(builder.finish_reason or "", builder.snapshot())
+        error = finish_error(builder.finish_reason or "", builder.snapshot())
         if error is not None:
             raise error
 
@@ -436,7 +304,7 @@ class ChatClient:
     def stream_error(self, settings: Settings, data: str) -> GlmError:
         """Map an error frame sent inside a stream."""
         key = settings.api_key.reveal() if settings.api_key else None
-        code, _ = _error_fields(data)
+        code, _ = error_fields(data)
         status = 500 if code is None or not code.isdigit() or int(code) >= 500 else 400
         error = map_http_error(
             status, data, {}, model=settings.model, key_env=settings.api_key_env, secret=key
@@ -506,7 +374,7 @@ class ChatClient:
                     builder.add(event)
                 if builder.finish_reason is None:
                     builder.add(Finish("stop"))
-                error = _finish_error(builder.finish_reason or "", builder.snapshot())
+                error = finish_error(builder.finish_reason or "", builder.snapshot())
                 if error is not None:
                     raise error
                 return builder.snapshot()
