@@ -10,8 +10,8 @@ import pytest
 
 from glm_magic import errors
 from glm_magic.client import ChatClient
-from glm_magic.errormap import map_http_error
 from glm_magic.config import Secret, Settings
+from glm_magic.errormap import map_http_error
 from glm_magic.events import Finish, ReasoningDelta, TextDelta, Usage
 from glm_magic.testing import EndpointServer
 
