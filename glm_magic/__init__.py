@@ -20,6 +20,7 @@ __all__ = [
     "__version__",
     "ask",
     "load_ipython_extension",
+    "panel",
     "unload_ipython_extension",
 ]
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .client import ChatClient
     from .config import Settings
     from .errors import GlmError
+    from .panel_app import ChatPanel
     from .reply import Reply
 
 _LAZY = {
@@ -72,3 +74,10 @@ def ask(prompt: str, **options: Any) -> Reply | None:
     from .magics import ask as _ask
 
     return _ask(prompt, **options)
+
+
+def panel(**options: Any) -> ChatPanel:
+    """Show a chat panel in this cell's output and return it (see ``panel_app.show_panel``)."""
+    from .panel_app import show_panel
+
+    return show_panel(**options)

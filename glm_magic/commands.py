@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "explain": "[N] explain the last failure (or In [N]'s): root cause first",
     "fix": "[N] diagnose the last failure and insert the corrected cell below",
     "insert": "[--file PATH] [--after CELL_ID] write the last reply's code into a notebook file",
+    "panel": "[-m MODEL] [--context SPEC] show a chat panel (widgets) in this cell's output",
+    "buttons": "on|off: Explain / Fix buttons under failing cells",
 }
 
 #: Sub-commands implemented in other modules (imported only when used).
@@ -35,6 +37,8 @@ ELSEWHERE: dict[str, str] = {
     "explain": "glm_magic.assist_commands",
     "fix": "glm_magic.assist_commands",
     "insert": "glm_magic.assist_commands",
+    "panel": "glm_magic.panel_commands",
+    "buttons": "glm_magic.panel_commands",
 }
 
 

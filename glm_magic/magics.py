@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default, observe
 
 from .config import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings
 from .conversation import Conversation
@@ -81,9 +81,25 @@ class GlmMagics(Magics):
     update_interval = Float(0.12, help="Seconds between display updates while streaming.").tag(
         config=True
     )
+    buttons = Bool(
+        False, help="Show Explain / Fix buttons under failing cells (Jupyter frontends)."
+    ).tag(config=True)
     mask_secrets = Bool(
         True, help="Mask keys, tokens and passwords in notebook context before it is sent."
     ).tag(config=True)
+
+    @observe("buttons")
+    def _buttons_changed(self, change: Any) -> None:
+        # `%config GlmMagics.buttons = True` takes effect at once, like `%glm buttons on`.
+        shell = self.shell
+        if shell is None or _loaded.get(id(shell)) is not self:
+            return  # not loaded yet: load() applies the setting
+        from . import buttons
+
+        if change["new"] and getattr(shell, "kernel", None) is not None:
+            buttons.enable(shell, self)
+        else:
+            buttons.disable(shell)
 
     @default("model")
     def _default_model(self) -> str:
@@ -413,6 +429,10 @@ def load(ipython: InteractiveShell) -> None:
     from . import hooks
 
     hooks.install(ipython)
+    if magics.buttons and getattr(ipython, "kernel", None) is not None:
+        from . import buttons
+
+        buttons.enable(ipython, magics)
 
 
 def unload(ipython: InteractiveShell) -> None:
@@ -421,8 +441,9 @@ def unload(ipython: InteractiveShell) -> None:
     if found is None:
         return
     magics: Any = found  # IPython types configurables as shells
-    from . import hooks
+    from . import buttons, hooks
 
+    buttons.disable(ipython)
     hooks.uninstall(ipython)
     table = ipython.magics_manager.magics
     for kind in ("line", "cell"):

@@ -173,3 +173,20 @@ def test_bad_context_and_no_failure_are_usage_errors(kernel: Kernel) -> None:
     assert none.status == "error" and "no failed cell" in none.stderr
     missing = kernel.run("%glm fix 99")
     assert "did not fail" in missing.stderr
+
+
+def test_buttons_setting_turns_them_on_and_off(kernel: Kernel) -> None:
+    kernel.run("%load_ext glm_magic")
+    state = kernel.run("%glm buttons")
+    assert "off" in state.stdout
+    kernel.run("%config GlmMagics.buttons = True")
+    assert " on " in kernel.run("%glm buttons").stdout
+    failed = kernel.run("1 / 0")
+    views = [
+        m for m in failed.of("display_data") if "application/vnd.jupyter.widget-view+json" in str(m)
+    ]
+    assert len(views) == 1  # the Explain / Fix row under the traceback
+    kernel.run("%config GlmMagics.buttons = False")
+    assert "off" in kernel.run("%glm buttons").stdout
+    again = kernel.run("1 / 0")
+    assert not again.of("display_data")

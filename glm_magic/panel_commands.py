@@ -1,0 +1,69 @@
+"""``%glm panel`` and ``%glm buttons``: the widget features as sub-commands.
+
+``%glm panel [-m MODEL] [--think|--no-think] [--context SPEC]`` shows a chat
+panel (:mod:`glm_magic.panel_app`); ``%glm buttons on|off`` turns the
+Explain / Fix buttons under failing cells on or off (:mod:`glm_magic.buttons`).
+Bad input is one ``UsageError`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from IPython.core.error import UsageError
+
+from .errors import GlmError
+
+if TYPE_CHECKING:
+    from .magics import GlmMagics
+
+__all__ = ["cmd_buttons", "cmd_panel"]
+
+_PANEL_USAGE = "usage: %glm panel [-m MODEL] [--think | --no-think] [--context SPEC]"
+
+
+def cmd_panel(magics: GlmMagics, args: list[str]) -> None:
+    """Show a chat panel in this cell's output."""
+    parser = argparse.ArgumentParser(prog="%glm panel", add_help=False, exit_on_error=False)
+    parser.add_argument("-m", "--model")
+    parser.add_argument("--think", action="store_true", dest="think", default=None)
+    parser.add_argument("--no-think", action="store_false", dest="think")
+    parser.add_argument("--context", nargs="+", default=["none"])
+    try:
+        opts = parser.parse_args(args)
+    except (argparse.ArgumentError, SystemExit) as exc:
+        raise UsageError(f"%glm panel: {exc}; {_PANEL_USAGE}") from None
+    from .panel_app import show_panel
+
+    try:
+        show_panel(
+            magics.shell, model=opts.model, thinking=opts.think, context=" ".join(opts.context)
+        )
+    except (GlmError, ValueError) as exc:
+        message = exc.one_line() if isinstance(exc, GlmError) else str(exc)
+        raise UsageError(f"%glm panel: {message}") from None
+
+
+def cmd_buttons(magics: GlmMagics, args: list[str]) -> None:
+    """``on``: Explain / Fix under failing cells from now on; ``off``: no more; none: the state."""
+    from . import buttons
+
+    shell = magics.shell
+    if shell is None:
+        raise UsageError("%glm buttons needs an IPython shell")
+    if not args:
+        state = "on" if buttons.enabled(shell) else "off"
+        print(f"Explain / Fix buttons under failing cells are {state} (%glm buttons on|off).")
+        return
+    if len(args) != 1 or args[0] not in ("on", "off"):
+        raise UsageError(f"%glm buttons takes on or off, not {' '.join(args)!r}")
+    if args[0] == "off":
+        buttons.disable(shell)
+        print("Explain / Fix buttons are off.")
+        return
+    try:
+        buttons.enable(shell, magics)
+    except GlmError as exc:
+        raise UsageError(f"%glm buttons: {exc.one_line()}") from None
+    print("Explain / Fix buttons are on: they appear under the next cell that fails.")

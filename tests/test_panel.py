@@ -1,0 +1,270 @@
+"""The panel's pure parts: Markdown to safe HTML, the pickers, totals, and the panel offline.
+
+The widget-level tests build real ipywidgets without a kernel (their comms are
+inert) and stream from the bundled endpoint in a background thread.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from glm_magic.events import Usage
+from glm_magic.markdown import code_blocks
+from glm_magic.models import model_info
+from glm_magic.panel_html import code_block_html, inline, render_markdown, segments
+from glm_magic.panel_picker import (
+    add_to_totals,
+    context_budget,
+    context_spec,
+    model_choices,
+    model_facts,
+    new_totals,
+    spec_to_choice,
+    totals_line,
+)
+from glm_magic.reply import Reply
+from glm_magic.testing import EndpointServer
+
+# -- Markdown to HTML --------------------------------------------------------------------
+
+ALLOWED_TAGS = {
+    "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "hr", "table",
+    "thead", "tbody", "tr", "th", "td", "strong", "em", "del", "code", "pre", "a", "span",
+    "div", "button",
+}  # fmt: skip
+
+
+def tags(out: str) -> set[str]:
+    return {t.lower() for t in re.findall(r"<\s*/?\s*([a-zA-Z][a-zA-Z0-9]*)", out)}
+
+
+def test_segments_agree_with_code_blocks() -> None:
+    text = "Intro\n\n```python\nx = 1\n```\nmiddle\n~~~\nraw\n~~~\n```js\nunclosed"
+    segs = segments(text)
+    assert [s.text for s in segs if s.is_code] == [b.code for b in code_blocks(text)]
+    assert [s.lang for s in segs if s.is_code] == ["python", "", "js"]
+    assert segs[-1].closed is False
+    assert "".join(s.text for s in segs if not s.is_code).count("middle") == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("<>&\"' `*_~#-|[]()!:/=\nabcjs")), max_size=200))
+def test_model_text_never_becomes_markup(text: str) -> None:
+    out = render_markdown(text)
+    assert tags(out) <= ALLOWED_TAGS, out
+    assert not re.search(r"\son\w+\s*=", out), "no event handlers from model text"
+    assert "<script" not in out.lower()
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        "[click](javascript:alert(1))",
+        "[x](data:text/html,<b>hi</b>)",
+        '<a href="https://x" onclick="alert(1)">x</a>',
+        "```\n</code></pre><script>alert(1)</script>\n```",
+    ],
+)
+def test_raw_html_and_unsafe_links_are_shown_as_text(evil: str) -> None:
+    out = render_markdown(evil, actions=True)
+    before_handlers = out.split("onclick")[0]
+    assert "<script" not in out and "<img" not in out and "javascript:" not in before_handlers
+    assert 'href="javascript' not in out and 'href="data' not in out
+
+
+def test_markdown_features() -> None:
+    md = (
+        "# Title\n\nSome **bold**, *em*, `a < b` and ~~gone~~ with snake_case_name.\n\n"
+        "- one\n- two\n  - nested\n1. first\n2. second\n\n> quoted\n\n"
+        "| a | b |\n|---|--:|\n| 1 | 2 |\n\n[site](https://example.com/?a=1&b=2) "
+        "and https://example.org/x.\n\n---"
+    )
+    out = render_markdown(md)
+    assert "<h1>Title</h1>" in out
+    assert "<strong>bold</strong>" in out and "<em>em</em>" in out and "<del>gone</del>" in out
+    assert "<code>a &lt; b</code>" in out and "snake_case_name" in out
+    assert out.count("<ul>") == 2 and "<ol>" in out and "<li>nested</li>" in out
+    assert "<blockquote><p>quoted</p></blockquote>" in out
+    assert '<td style="text-align:right">2</td>' in out
+    assert 'href="https://example.com/?a=1&amp;b=2"' in out and 'rel="noopener noreferrer"' in out
+    assert 'href="https://example.org/x"' in out and "<hr>" in out
+
+
+def test_inline_code_is_not_markdown() -> None:
+    assert inline("`**not bold**`") == "<code>**not bold**</code>"
+    assert inline("a_b_c and *x*") == "a_b_c and <em>x</em>"
+
+
+def test_code_block_buttons_carry_the_exact_code() -> None:
+    code = "print(\"<hi> & 'bye'\")\n"
+    out = code_block_html(code, "python", actions=True, insert_note="Copied, not inserted.")
+    attr = re.search(r'data-code="([^"]*)"', out)
+    assert attr is not None and html.unescape(attr.group(1)) == code
+    assert "glm-copy" in out and "glm-insert" in out and "navigator.clipboard" in html.unescape(out)
+    assert 'data-insert-note="Copied, not inserted."' in out
+    plain = code_block_html(code, "python", actions=False)
+    assert "button" not in plain and "data-code" not in plain
+    assert 'class="k"' in render_markdown("```python\nimport os\n```") or "class=" in plain
+
+
+def test_streaming_render_has_no_buttons_and_final_has_them() -> None:
+    from glm_magic.panel_reply import reply_html
+
+    text = "Here:\n\n```python\nx = 1\n```\n"
+    streaming = reply_html(text, model="m", footer="m · streaming…", done=False)
+    final = reply_html(text, model="m", footer="m · 1 s", error="Stopped: by you", done=True)
+    assert "glm-copy" not in streaming and "glm-copy" in final
+    assert 'class="glm-error">⚠ Stopped: by you' in final
+    assert "working" in reply_html("", model="m", footer="", done=False)
+
+
+# -- pickers and totals -----------------------------------------------------------------
+
+
+def test_model_choices_join_served_ids_with_the_current_model() -> None:
+    assert model_choices(["glm-4.7", "glm-5.1"], "glm-5.1") == ["glm-5.1", "glm-4.7"]
+    assert model_choices(["glm-4.7"], "my-local") == ["my-local", "glm-4.7"]
+    catalog = model_choices(None, "glm-4.7")
+    assert catalog[0] == "glm-4.7" and "glm-5.1" in catalog and len(set(catalog)) == len(catalog)
+    assert "200K window" in model_facts(model_info("glm-4.7"))
+    assert "not in the catalog" in model_facts(model_info("llama3"))
+
+
+@pytest.mark.parametrize(
+    ("choice", "n", "names", "spec"),
+    [
+        ("none", 3, "", "none"),
+        ("error", 3, "", "error"),
+        ("last", 4, "", "last:4"),
+        ("last", 0, "", "last:1"),
+        ("notebook", 3, "", "notebook"),
+        ("vars", 3, "df, model", "vars:df,model"),
+        ("vars", 3, "", "none"),
+    ],
+)
+def test_context_spec(choice: str, n: int, names: str, spec: str) -> None:
+    assert context_spec(choice, n, names) == spec
+    from glm_magic.context import parse_spec
+
+    assert str(parse_spec(spec)) == spec
+
+
+def test_context_spec_round_trip_and_errors() -> None:
+    assert spec_to_choice("vars:a,b") == ("vars", 3, "a, b")
+    assert spec_to_choice("last:5") == ("last", 5, "")
+    assert spec_to_choice("none") == ("none", 3, "")
+    with pytest.raises(ValueError, match="context picker"):
+        spec_to_choice("cells:1-3 error")
+    with pytest.raises(ValueError, match="not a variable name"):
+        context_spec("vars", 3, "ok, 2bad")
+
+
+def test_context_budget_leaves_room_for_the_reply() -> None:
+    info = model_info("glm-4.7")
+    budget = context_budget(info, None, "system", "prompt")
+    assert 256 <= budget < info.context_window - info.default_output
+    assert context_budget(model_info("glm-4.7"), 199_900, "s", "p") == 256
+
+
+def test_totals() -> None:
+    totals = new_totals()
+    assert totals_line(totals) == "Session: no replies yet"
+    add_to_totals(totals, Reply(text="a", model="glm-4.7", usage=Usage(1000, 500, 1500)))
+    add_to_totals(totals, Reply(text="b", model="local", usage=Usage(10, 5, 15)))
+    add_to_totals(totals, Reply(text="c", model="glm-4.7", error="Stopped"))
+    line = totals_line(totals)
+    assert line.startswith("Session: 3 replies · 1,010 in / 505 out tokens · ~$0.0017")
+    assert "(1 without a known price)" in line and "1 stopped or cut reply without usage" in line
+
+
+# -- the panel offline (widgets without a kernel) --------------------------------------
+
+
+class FakeShell:
+    """Just enough of a shell for the panel: a namespace and a kernel marker."""
+
+    def __init__(self) -> None:
+        self.user_ns: dict[str, Any] = {}
+        self.kernel = object()
+
+
+@pytest.fixture
+def magics(endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    pytest.importorskip("ipywidgets")
+    from glm_magic.magics import GlmMagics
+
+    monkeypatch.setenv("GLM_BASE_URL", endpoint.base_url)
+    found = GlmMagics(shell=None)
+    found.shell = FakeShell()  # type: ignore[assignment]
+    yield found
+    found.close()
+
+
+def test_panel_streams_off_the_main_thread(magics: Any, fresh_endpoint: EndpointServer) -> None:
+    from glm_magic.panel_app import ChatPanel
+
+    panel = ChatPanel(magics, model="glm-4.7+tokens=60+delay=0.01", fetch_models=False)
+    threads: set[str] = set()
+    panel.transcript.observe(lambda _c: threads.add(threading.current_thread().name), "children")
+    assert panel.send("Tell me something") is True
+    assert panel.running and panel.send_button.disabled and not panel.stop_button.disabled
+    assert panel.send("again") is False, "one reply at a time"
+    assert "still streaming" in panel.transcript.children[-1].value
+    panel.wait(10)
+    assert not panel.running and not panel.send_button.disabled
+    assert threads == {threading.current_thread().name}, "children change on the main thread only"
+    reply = panel.last
+    assert reply is not None and reply.complete and reply.usage is not None
+    assert magics.shell.user_ns["_glm"] is reply
+    assert panel.state()["turns"] == 1 and "1 turn" in panel.header.value
+
+
+def test_panel_stop_and_new_chat(magics: Any, fresh_endpoint: EndpointServer) -> None:
+    from glm_magic.panel_app import ChatPanel
+
+    panel = ChatPanel(magics, model="glm-4.7+tokens=2000+delay=0.01", fetch_models=False)
+    panel.send("long")
+    time.sleep(0.4)
+    panel.stop()
+    panel.wait(5)
+    assert panel.last is not None and panel.last.error.startswith("Stopped")
+    assert fresh_endpoint.wait_for_outcome(len(fresh_endpoint.requests) - 1, 5) == "client_closed"
+    panel.new_chat()
+    assert panel.transcript.children == () and panel.conversation.turns == []
+    assert panel.totals["replies"] == 1, "session totals survive New chat"
+
+
+def test_panel_empty_prompt_and_bad_names(magics: Any, fresh_endpoint: EndpointServer) -> None:
+    from glm_magic.panel_app import ChatPanel
+
+    panel = ChatPanel(magics, model="glm-4.7", fetch_models=False)
+    assert panel.send("   ") is False and "Type a question" in panel.transcript.children[-1].value
+    panel.context_picker.value = "vars"
+    panel.variables.value = "ok, 2bad"
+    assert "not a variable name" in panel.estimate_line
+    assert not fresh_endpoint.requests
+
+
+def test_panel_fetches_models_in_the_background(
+    magics: Any, fresh_endpoint: EndpointServer
+) -> None:
+    from glm_magic.panel_app import ChatPanel
+    from glm_magic.testing import MODELS
+
+    panel = ChatPanel(magics, model="glm-4.7")
+    deadline = time.monotonic() + 5
+    while "/models" not in panel.facts.value and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert panel.models_note == "endpoint"
+    assert set(panel.model_picker.options) == set(MODELS) and panel.model_picker.value == "glm-4.7"
+    assert "the endpoint's /models" in html.unescape(panel.facts.value)
