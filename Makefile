@@ -27,6 +27,8 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 test: $(STAMP)
+	bash scripts/browser-setup.sh
+	bash scripts/peer-setup.sh >/dev/null
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -36,4 +38,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .peer-venv build test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -23,8 +23,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,14 +51,29 @@ log = logging.getLogger("glm_magic")
 
 Message = Mapping[str, Any]
 
+#: Hosts that put usage in every stream unasked (and may reject fields they do not know).
+_USAGE_UNASKED_HOSTS = ("runapi.ai", "api.z.ai", "open.bigmodel.cn")
+
+
+def _asks_for_stream_usage(settings: Settings) -> bool:
+    if settings.stream_usage is not None:
+        return settings.stream_usage
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    return not any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)
+
 
 def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool) -> dict[str, Any]:
     """The JSON body for ``POST /chat/completions``.
 
     Only fields the user set are sent: strict OpenAI-compatible servers (and
-    RunAPI) may reject fields they do not know, such as ``thinking``.
+    RunAPI) may reject fields they do not know, such as ``thinking``. The one
+    exception is ``stream_options`` on streams to servers that report usage
+    only when asked (see :attr:`Settings.stream_usage`).
     """
     body: dict[str, Any] = {"model": settings.model, "messages": list(messages), "stream": stream}
+    if stream and _asks_for_stream_usage(settings):
+        # OpenAI-style servers (LiteLLM, vLLM, OpenAI) put usage in a stream only when asked.
+        body["stream_options"] = {"include_usage": True}
     if settings.temperature is not None:
         body["temperature"] = settings.temperature
     if settings.max_tokens is not None:
@@ -81,6 +97,7 @@ class ReplyStream:
         self._body = body
         self._builder = ReplyBuilder(settings.model)
         self._response: httpx.Response | None = None
+        self._socket: socket.socket | None = None
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._started = False
@@ -108,23 +125,35 @@ class ReplyStream:
         self.close()
 
     def close(self) -> None:
-        """Stop now: shut the socket (waking a blocked read) and close the response."""
+        """Stop now: shut the socket (waking a blocked read) and close the response.
+
+        This works before the response headers too (LiteLLM's proxy sends none
+        before the first token): the socket is known from the moment it connects.
+        """
         self._stopped.set()
         with self._lock:
-            response = self._response
+            response, sock = self._response, self._socket
+        if sock is not None:
+            _shutdown(sock)
         if response is None:
             return
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            # shutdown, unlike close, wakes a recv() blocked in another thread
-            # and sends FIN at once, so the server stops generating.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
         try:
             response.close()
         except Exception:
             log.debug("closing the response failed", exc_info=True)
+
+    def _on_trace(self, name: str, info: Mapping[str, Any]) -> None:
+        # httpcore's trace hook, called in the reading thread as the connection is made
+        # (start_tls gives the socket that replaces the plain one).
+        if name not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._socket = sock
+            if self.stopped:
+                _shutdown(sock)
 
     def _fail(self, error: GlmError) -> GlmError:
         error.partial = self._builder.snapshot(error=error.one_line())
@@ -159,9 +188,13 @@ class ReplyStream:
 
     def _attempt(self) -> Iterator[Event]:
         client = self._client
+        with self._lock:
+            self._socket = None
         try:
-            response = client.send(self._settings, self._body, stream=True)
+            response = client.send(self._settings, self._body, stream=True, trace=self._on_trace)
         except GlmError:
+            if self.stopped:
+                raise StoppedError("stopped by the user; the connection was closed") from None
             raise
         with self._lock:
             self._response = response
@@ -231,17 +264,28 @@ class ReplyStream:
             raise error
 
 
+def _shutdown(sock: socket.socket) -> None:
+    # shutdown, unlike close, wakes a recv() blocked in another thread
+    # and sends FIN at once, so the server stops generating.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class ChatClient:
     """A reusable connection pool for one endpoint; cheap to keep for a kernel's life."""
 
     def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
-        self._http = httpx.Client(
-            timeout=self._timeout(settings),
-            transport=transport,
-            follow_redirects=True,
-            headers={"User-Agent": f"glm-magic/{__version__}"},
-        )
+        common: dict[str, Any] = {
+            "timeout": self._timeout(settings),
+            "transport": transport,
+            "follow_redirects": True,
+            "headers": {"User-Agent": f"glm-magic/{__version__}"},
+        }
+        self._http = httpx.Client(**common)
+        # Streams never reuse a pooled connection: each one's socket is then seen as it
+        # connects (ReplyStream._on_trace), so a stop can shut it before any header.
+        self._stream_http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), **common)
 
     @staticmethod
     def _timeout(settings: Settings) -> httpx.Timeout:
@@ -264,6 +308,7 @@ class ChatClient:
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
+        self._stream_http.close()
 
     # -- building blocks used by ReplyStream -------------------------------------
 
@@ -276,15 +321,28 @@ class ChatClient:
         headers.update(settings.extra_headers)
         return headers
 
-    def send(self, settings: Settings, body: dict[str, Any], *, stream: bool) -> httpx.Response:
+    def send(
+        self,
+        settings: Settings,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        trace: Callable[[str, Mapping[str, Any]], None] | None = None,
+    ) -> httpx.Response:
         """POST the body; map transport failures (the response is not yet checked)."""
         headers = self._headers(settings, stream=stream)
         url = settings.base_url.rstrip("/") + "/chat/completions"
+        http = self._stream_http if stream else self._http
         try:
-            request = self._http.build_request(
-                "POST", url, json=body, headers=headers, timeout=self._timeout(settings)
+            request = http.build_request(
+                "POST",
+                url,
+                json=body,
+                headers=headers,
+                timeout=self._timeout(settings),
+                extensions={"trace": trace} if trace is not None else None,
             )
-            return self._http.send(request, stream=stream)
+            return http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, streaming=False) from exc
 

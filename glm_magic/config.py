@@ -120,6 +120,9 @@ class Settings:
     temperature: float | None = None
     max_tokens: int | None = None
     thinking: bool | None = None
+    #: Ask for usage in streams (``stream_options.include_usage``). ``None``: ask, unless the
+    #: endpoint is Z.ai, BigModel or RunAPI, which send usage in every stream anyway.
+    stream_usage: bool | None = None
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

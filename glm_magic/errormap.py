@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
 
@@ -29,6 +30,7 @@ from .errors import (
     QuotaError,
     RateLimitError,
     ServerError,
+    TimeoutError,
     redact,
 )
 from .reply import Reply
@@ -38,6 +40,14 @@ __all__ = ["error_fields", "finish_error", "map_http_error", "retry_after"]
 _AUTH_CODES = {"1000", "1001", "1002", "1003", "1004"}
 _QUOTA_CODES = {"1113", "1304", "1308", "1309", "1310", "1311", "1313", "insufficient_quota"}
 _RATE_CODES = {"1302", "1303", "1305", "rate_limit_exceeded"}
+# Words that still say what happened when a proxy (LiteLLM) has replaced the provider's code
+# with the HTTP status: Z.ai 1113/1304 (quota), 1211 (unknown model), 1301 (content filter).
+_QUOTA_WORDS = ("quota", "insufficient balance", "recharge", "daily call limit", "next_flush_time")
+_FILTER_WORDS = ("unsafe or sensitive content",)
+_UNKNOWN_MODEL = re.compile(
+    r"\b(?:unknown|invalid) model\b"  # LiteLLM: "Invalid model name", Z.ai: "Unknown Model"
+    r"|\bmodel\b.*\b(?:not found|does not exist)\b"  # OpenAI, vLLM, Ollama
+)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -96,19 +106,26 @@ def map_http_error(
     said = f"{server_message} ({where})" if server_message else f"({where})"
     cls: type[APIError]
     hint = ""
-    if code == "1301":
+    if code == "1301" or any(w in low for w in _FILTER_WORDS):
         return ContentFilteredError(f"the provider's safety filter refused the request: {said}.")
+    if status in (408, 504):
+        # A gateway (LiteLLM's proxy, a load balancer) gave up waiting for the model.
+        return TimeoutError(f"the server timed out waiting for the model: {said}; try again")
     if status == 401 or code in _AUTH_CODES:
         cls = AuthenticationError
         hint = f"check the key in ${key_env} (in a notebook: `%glm key`)"
     elif status == 403:
         cls, hint = PermissionDeniedError, "this key may not use this model or endpoint"
-    elif status == 402 or code in _QUOTA_CODES or (status == 429 and "quota" in low):
+    elif (
+        status == 402
+        or code in _QUOTA_CODES
+        or (status == 429 and any(w in low for w in _QUOTA_WORDS))
+    ):
         cls, hint = QuotaError, "top up the account or check the plan; retrying will not help"
     elif status == 429 or code in _RATE_CODES:
         cls = RateLimitError
         hint = f"retry in {wait:.0f} s" if wait else "wait a little and retry"
-    elif code == "1211" or (status in (400, 404) and "model" in low and "not" in low):
+    elif code == "1211" or (status in (400, 404) and _UNKNOWN_MODEL.search(low)):
         cls, hint = ModelNotFoundError, f"the endpoint does not know {model!r}; see `%glm models`"
     elif code in ("1261", "context_length_exceeded") or any(
         s in low for s in ("context length", "context window", "max length", "too many tokens")
@@ -133,7 +150,7 @@ def map_http_error(
 
 def finish_error(reason: str, partial: Reply) -> GlmError | None:
     """The error for a finish reason that means the reply is incomplete, else ``None``."""
-    if reason == "sensitive":
+    if reason in ("sensitive", "content_filter"):  # content_filter: OpenAI's name (LiteLLM)
         return ContentFilteredError(
             "the provider's safety filter stopped the reply", finish_reason=reason, partial=partial
         )

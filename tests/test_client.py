@@ -76,7 +76,7 @@ def test_thinking_is_kept_apart(fresh_endpoint: EndpointServer) -> None:
 
 
 def test_fields_not_set_are_not_sent(fresh_endpoint: EndpointServer) -> None:
-    stream_all(fresh_endpoint, "glm-4.7")
+    stream_all(fresh_endpoint, "glm-4.7", stream_usage=False)
     body = fresh_endpoint.requests[-1].body
     assert set(body) == {"model", "messages", "stream"}
     stream_all(fresh_endpoint, "glm-4.7", temperature=0.0, max_tokens=5000)
@@ -337,3 +337,110 @@ def test_missing_key_for_remote_endpoint_sends_nothing() -> None:
     with pytest.raises(errors.MissingKeyError):
         client.complete(MESSAGES)
     assert transport_calls == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "stream_usage", "asks"),
+    [
+        ("http://127.0.0.1:4000/v1", None, True),  # LiteLLM, vLLM, Ollama: only when asked
+        ("https://api.openai.com/v1", None, True),
+        ("https://runapi.ai/v1", None, False),  # GLM hosts send usage unasked
+        ("https://api.z.ai/api/paas/v4", None, False),
+        ("https://open.bigmodel.cn/api/paas/v4", None, False),
+        ("https://runapi.ai/v1", True, True),
+        ("http://127.0.0.1:4000/v1", False, False),
+    ],
+)
+def test_stream_usage_is_asked_for_where_needed(
+    base_url: str, stream_usage: bool | None, asks: bool
+) -> None:
+    from glm_magic.client import build_body
+
+    s = Settings(base_url=base_url, stream_usage=stream_usage)
+    body = build_body(s, MESSAGES, stream=True)
+    assert ("stream_options" in body) is asks
+    if asks:
+        assert body["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in build_body(s, MESSAGES, stream=False)
+
+
+def _litellm_body(message: str, status: int) -> str:
+    import json
+
+    # LiteLLM's proxy replaces the provider's code with the HTTP status and appends its own line.
+    return json.dumps(
+        {
+            "error": {
+                "message": f"{message}\n\nLiteLLM: model group 'g' failed with the error above.",
+                "type": None,
+                "param": None,
+                "code": str(status),
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "kind"),
+    [
+        (
+            429,
+            "RateLimitError: OpenAIException - Insufficient balance or no resource package. "
+            "Please recharge.",
+            errors.QuotaError,
+        ),
+        (
+            429,
+            "RateLimitError: OpenAIException - The daily call limit for this model has been "
+            "reached; next_flush_time: 2099-01-01 00:00:00",
+            errors.QuotaError,
+        ),
+        (
+            429,
+            "RateLimitError: OpenAIException - Rate limit reached for requests",
+            errors.RateLimitError,
+        ),
+        (
+            400,
+            "BadRequestError: OpenAIException - Unknown Model, please check the model code.",
+            errors.ModelNotFoundError,
+        ),
+        (
+            400,
+            "/chat/completions: Invalid model name passed in model=x.",
+            errors.ModelNotFoundError,
+        ),
+        (
+            404,
+            "The model `gpt-9` does not exist or you do not have access to it.",
+            errors.ModelNotFoundError,
+        ),
+        (404, "NotFoundError: OpenAIException - Not Found", errors.BadRequestError),
+        (
+            400,
+            "litellm.UnsupportedParamsError: openai does not support parameters: ['thinking'], "
+            "for model=glm-4.7. To drop these, set `litellm.drop_params=True`",
+            errors.BadRequestError,
+        ),
+        (
+            400,
+            "BadRequestError: OpenAIException - System detected potentially unsafe or sensitive "
+            "content in input or generation.",
+            errors.ContentFilteredError,
+        ),
+        (408, "litellm.Timeout: This is a mock timeout error", errors.TimeoutError),
+        (504, "Gateway Timeout", errors.TimeoutError),
+    ],
+)
+def test_proxy_error_bodies_keep_their_kind(status: int, message: str, kind: type) -> None:
+    err = map_http_error(status, _litellm_body(message, status), {}, model="m", key_env="K")
+    assert type(err) is kind, err.one_line()
+    assert "\n" not in err.one_line()
+
+
+def test_openai_content_filter_finish_is_filtered() -> None:
+    from glm_magic.errormap import finish_error
+    from glm_magic.reply import ReplyBuilder
+
+    partial = ReplyBuilder("m").snapshot()
+    assert isinstance(finish_error("content_filter", partial), errors.ContentFilteredError)

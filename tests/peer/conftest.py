@@ -1,0 +1,84 @@
+"""Fixtures for the peer tests: one LiteLLM proxy per session, one kernel per module.
+
+The proxy comes from ``.peer-venv`` (``scripts/peer-setup.sh`` makes it, and is run here when it
+is missing). When it cannot be installed or started the peer tests are skipped with the reason,
+except under CI (``CI=true``), where that is a failure: CI must not pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from glm_magic.testing import EndpointServer, serve
+
+from ..kernel.harness import Kernel, kernel_env
+from . import litellm_proxy
+from .litellm_proxy import Proxy
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[EndpointServer]:
+    """A bundled endpoint of the peer tests' own, as LiteLLM's upstream.
+
+    Not the suite's shared one: the proxy can still be talking to its upstream after a test
+    (a mock it could not stop), and other tests read the shared endpoint's request log.
+    """
+    server = serve(port=0)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if _in_ci():
+        pytest.fail(f"peer tests need the LiteLLM proxy under CI: {reason}", pytrace=False)
+    pytest.skip(f"LiteLLM proxy unavailable ({reason}); run: bash scripts/peer-setup.sh")
+
+
+@pytest.fixture(scope="session")
+def proxy(tmp_path_factory: pytest.TempPathFactory, endpoint: EndpointServer) -> Iterator[Proxy]:
+    """LiteLLM's proxy on 127.0.0.1: the mock models, and ``glm/*`` sent to the bundled endpoint."""
+    litellm = litellm_proxy.installed_litellm()
+    if litellm is None:
+        try:
+            litellm = litellm_proxy.install_litellm()
+        except Exception as exc:
+            _unavailable(f"scripts/peer-setup.sh: {exc}")
+    workdir: Path = tmp_path_factory.mktemp("litellm-proxy")
+    try:
+        server = litellm_proxy.start(litellm, workdir, upstream=endpoint.base_url)
+    except Exception as exc:
+        _unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_proxy(proxy: Proxy) -> Proxy:
+    """The session proxy, checked to be still running (a dead proxy fails every later test)."""
+    assert proxy.alive(), f"the LiteLLM proxy died:\n{proxy.log()[-3000:]}"
+    return proxy
+
+
+@pytest.fixture(scope="module")
+def peer_kernel(proxy: Proxy) -> Iterator[Kernel]:
+    """A kernel with the extension loaded, pointed at the proxy with its master key."""
+    k = Kernel(kernel_env(proxy.base_url, RUNAPI_KEY=proxy.master_key))
+    try:
+        ex = k.run("%load_ext glm_magic")
+        assert ex.status == "ok", ex.messages
+        yield k
+    finally:
+        k.shutdown()
