@@ -52,14 +52,14 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register ``%%glm`` / ``%glm`` and the failure-capture hook (``%load_ext``)."""
-    from .magics import load
+    from .extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Remove everything :func:`load_ipython_extension` registered (``%unload_ext``)."""
-    from .magics import unload
+    from .extension import unload
 
     unload(ipython)
 
@@ -71,7 +71,7 @@ def ask(prompt: str, **options: Any) -> Reply | None:
     magic's settings (``model=``, ``system=``, ``temperature=``, ``max_tokens=``,
     ``thinking=``, ``stream=``, ``new=``).
     """
-    from .magics import ask as _ask
+    from .extension import ask as _ask
 
     return _ask(prompt, **options)
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .render import Renderer
     from .reply import Reply
 
-__all__ = ["GlmMagics", "ask", "load", "unload"]
+__all__ = ["DEFAULT_SYSTEM", "GlmMagics"]
 
 DEFAULT_SYSTEM = (
     "You are a concise assistant inside a Jupyter notebook running Python. "
@@ -92,7 +92,9 @@ class GlmMagics(Magics):
     def _buttons_changed(self, change: Any) -> None:
         # `%config GlmMagics.buttons = True` takes effect at once, like `%glm buttons on`.
         shell = self.shell
-        if shell is None or _loaded.get(id(shell)) is not self:
+        from .extension import current
+
+        if shell is None or current(shell) is not self:
             return  # not loaded yet: load() applies the setting
         from . import buttons
 
@@ -413,81 +415,3 @@ class GlmMagics(Magics):
         lines += [f"%glm {name:<17} {doc}" for name, doc in commands.COMMANDS.items()]
         lines.append("%%glm? shows the cell magic's options.")
         return "\n".join(lines)
-
-
-_loaded: dict[int, GlmMagics] = {}
-_standalone: GlmMagics | None = None
-
-
-def load(ipython: InteractiveShell) -> None:
-    """Register the magics on ``ipython`` (idempotent)."""
-    if id(ipython) in _loaded:
-        return
-    magics = GlmMagics(shell=ipython)
-    ipython.register_magics(magics)
-    _loaded[id(ipython)] = magics
-    from . import hooks
-
-    hooks.install(ipython)
-    if magics.buttons and getattr(ipython, "kernel", None) is not None:
-        from . import buttons
-
-        buttons.enable(ipython, magics)
-
-
-def unload(ipython: InteractiveShell) -> None:
-    """Remove every magic, hook and configurable that :func:`load` added."""
-    found = _loaded.pop(id(ipython), None)
-    if found is None:
-        return
-    magics: Any = found  # IPython types configurables as shells
-    from . import buttons, hooks
-
-    buttons.disable(ipython)
-    hooks.uninstall(ipython)
-    table = ipython.magics_manager.magics
-    for kind in ("line", "cell"):
-        if getattr(table[kind].get("glm"), "__self__", None) is magics:
-            del table[kind]["glm"]
-    ipython.magics_manager.registry.pop(type(magics).__name__, None)
-    if magics in ipython.configurables:
-        ipython.configurables.remove(magics)
-    magics.close()
-
-
-def current(ipython: InteractiveShell | None = None) -> GlmMagics | None:
-    """The loaded magics of ``ipython`` (default: the running shell), if any."""
-    if ipython is None:
-        from IPython import get_ipython
-
-        ipython = get_ipython()
-    return _loaded.get(id(ipython)) if ipython is not None else None
-
-
-def ask(prompt: str, **options: Any) -> Reply | None:
-    """The Python API behind :func:`glm_magic.ask`."""
-    from IPython import get_ipython
-
-    global _standalone
-    shell = get_ipython()
-    magics = current(shell)
-    if magics is None and shell is not None:
-        load(shell)
-        magics = current(shell)
-    if magics is None:
-        # Plain Python: no shell, so no display; the terminal renderer prints.
-        magics = _standalone = _standalone or GlmMagics(shell=None)
-    thinking = options.pop("thinking", None)
-    return magics.run_prompt(
-        prompt,
-        system=options.pop("system", None),
-        new=bool(options.pop("new", False)),
-        stream=options.pop("stream", None),
-        fmt=options.pop("format", "markdown"),
-        out=None,
-        model=options.pop("model", None),
-        temperature=options.pop("temperature", None),
-        max_tokens=options.pop("max_tokens", None),
-        thinking=thinking,
-        **options,
-    )

@@ -342,7 +342,7 @@ def show_panel(
     """
     from IPython import get_ipython
 
-    from .magics import current, load
+    from .extension import current, load
 
     shell = shell or get_ipython()
     if shell is None or getattr(shell, "kernel", None) is None:

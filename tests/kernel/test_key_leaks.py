@@ -77,7 +77,7 @@ def test_magics_in_a_kernel_never_show_the_key(keyed: EndpointServer, tmp_path: 
             "%glm explain",
             "%glm fix",
             "%glm fix --dry-run",
-            "import glm_magic, glm_magic.magics as gm\n"
+            "import glm_magic, glm_magic.extension as gm\n"
             "m = gm.current()\n"
             "s = m.settings()\n"
             "print(repr(m), repr(s), str(s), repr(s.api_key), repr(m.client(s)), repr(ok),"

@@ -77,7 +77,7 @@ def test_panel_shows_widgets_and_state_after_send(
     assert before["context"] == "none" and before["estimate"].startswith("Context: none")
 
     magic_turns = k.run(
-        "from glm_magic.magics import current\nprint(len(current().conversation.turns))"
+        "from glm_magic.extension import current\nprint(len(current().conversation.turns))"
     ).stdout.strip()
     ex = k.run("p.prompt.value = 'Write a function for Fibonacci numbers'\np.send()")
     assert ex.status == "ok", ex.stderr
