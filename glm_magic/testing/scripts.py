@@ -194,7 +194,29 @@ for step in range(9):
 """
 
 
+_PRIMES = '''def first_primes(n: int) -> list[int]:
+    """Return the first n prime numbers."""
+    primes: list[int] = []
+    candidate = 2
+    while len(primes) < n:
+        if all(candidate % p for p in primes if p * p <= candidate):
+            primes.append(candidate)
+        candidate += 1
+    return primes
+
+
+assert first_primes(5) == [2, 3, 5, 7, 11]
+print(first_primes(10))
+'''
+
+
 def _code_reply(question: str) -> str:
+    if re.search(r"\bprimes?\b", question, re.IGNORECASE):
+        return (
+            "Trial division by the primes found so far is enough for small n:\n\n"
+            f"```python\n{_PRIMES}```\n\n"
+            "Running it prints `[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]`."
+        )
     if re.search(r"\bplot", question, re.IGNORECASE):
         return (
             "Here is a small plot that needs nothing beyond the standard library:\n\n"
