@@ -105,17 +105,24 @@ def _plain(text: str, footer: str, error: str) -> str:
     return "\n".join(lines)
 
 
-def reply_bundle(reply: Reply, fmt: str = "markdown") -> tuple[dict[str, str], dict[str, Any]]:
-    """The final MIME bundle and metadata for a reply (also used by the CLI and panel)."""
+def reply_bundle(
+    reply: Reply, fmt: str = "markdown", *, show_error: bool = True
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The final MIME bundle and metadata for a reply.
+
+    ``show_error=False`` leaves the error line out, for callers that show
+    the error on its own (the magic raises it as the cell's one-line error).
+    """
     footer = reply.footer()
-    data: dict[str, str] = {"text/plain": _plain(reply.text, footer, reply.error)}
+    error = reply.error if show_error else ""
+    data: dict[str, str] = {"text/plain": _plain(reply.text, footer, error)}
     if fmt != "text":
         data["text/markdown"] = compose_markdown(
             model=reply.model,
             text=reply.text,
             reasoning=reply.reasoning,
             footer=footer,
-            error=reply.error,
+            error=error,
             done=True,
             fmt=fmt,
         )
@@ -213,9 +220,17 @@ class MarkdownDisplayRenderer:
             self._show_builder(self._pending)
 
     def finish(self, reply: Reply) -> None:
-        """The guaranteed final update: full text, footer, error line and metadata."""
-        data, meta = reply_bundle(reply, self.fmt)
+        """The guaranteed final update: full text, footer and metadata.
+
+        A failed reply's error is not repeated here: the magic raises it, so it
+        shows once, as the cell's one-line error, right below. When nothing at
+        all arrived the placeholder is emptied, leaving only that line.
+        """
         self._pending = None
+        if reply.error and not reply.text and not reply.reasoning:
+            self._send({"text/plain": ""}, {})
+            return
+        data, meta = reply_bundle(reply, self.fmt, show_error=False)
         self._send(data, meta)
 
 

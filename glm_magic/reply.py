@@ -85,6 +85,8 @@ class Reply:
             parts.append(f"~${cost:.4f}" if cost >= 0.0001 or cost == 0 else "<$0.0001")
         if self.finish_reason not in (None, "stop"):
             parts.append(f"finish: {self.finish_reason}")
+        if self.error:
+            parts.append("incomplete")
         return " · ".join(parts)
 
     def __str__(self) -> str:
