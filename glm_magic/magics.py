@@ -122,6 +122,11 @@ class GlmMagics(Magics):
     def settings(self, **overrides: Any) -> Settings:
         """Effective settings for one request (``overrides`` from the magic's options)."""
         model = overrides.pop("model", None) or self.model
+        temperature = _pick(overrides.pop("temperature", None), self.temperature)
+        max_tokens = _pick(overrides.pop("max_tokens", None), self.max_tokens)
+        thinking = _pick(overrides.pop("thinking", None), self.thinking)
+        if overrides:
+            raise UsageError(f"unknown option(s): {', '.join(sorted(overrides))}")
         try:
             return resolve_settings(
                 base_url=self.base_url,
@@ -131,9 +136,9 @@ class GlmMagics(Magics):
                 read_timeout=self.read_timeout,
                 write_timeout=self.write_timeout,
                 max_retries=self.max_retries,
-                temperature=_pick(overrides.pop("temperature", None), self.temperature),
-                max_tokens=_pick(overrides.pop("max_tokens", None), self.max_tokens),
-                thinking=_pick(overrides.pop("thinking", None), self.thinking),
+                temperature=temperature,
+                max_tokens=max_tokens,
+                thinking=thinking,
             )
         except ConfigError as exc:
             raise UsageError(exc.one_line()) from None

@@ -323,3 +323,13 @@ def test_unload_removes_everything(endpoint: EndpointServer) -> None:
         assert k.run("%%glm\nhi again").status == "ok"
     finally:
         k.shutdown()
+
+
+def test_python_api_ask(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
+    ex = kernel.run("import glm_magic\nr = glm_magic.ask('Write code for squares', new=True)")
+    assert ex.status == "ok", ex.messages
+    assert len(ex.updates) >= 1  # it streamed into the output like a cell
+    check = kernel.run("print(r.complete, 'def ' in r.code, _glm is r)")
+    assert check.stdout.split() == ["True", "True", "True"]
+    bad = kernel.run("glm_magic.ask('hi', bogus=1)")
+    assert bad.status == "error" and "unknown option(s): bogus" in bad.stderr
