@@ -15,9 +15,8 @@ import pytest
 import glm_magic
 
 PACKAGE = Path(glm_magic.__file__).resolve().parent
-MODULES = sorted(
-    m.name for m in pkgutil.walk_packages([str(PACKAGE)], prefix="glm_magic.") if not m.ispkg
-) + ["glm_magic", "glm_magic.testing"]
+SUBMODULES = pkgutil.walk_packages([str(PACKAGE)], prefix="glm_magic.")
+MODULES = [*sorted(m.name for m in SUBMODULES if not m.ispkg), "glm_magic", "glm_magic.testing"]
 
 
 def imported_modules(module: str) -> set[str]:
