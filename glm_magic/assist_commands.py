@@ -18,6 +18,8 @@ from IPython.core.error import UsageError
 from .errors import GlmError
 
 if TYPE_CHECKING:
+    from .assist import AssistPrompt
+    from .config import Settings
     from .hooks import Failure
     from .magics import GlmMagics
     from .reply import Reply
@@ -57,12 +59,43 @@ def _options(name: str, rest: list[str]) -> argparse.Namespace:
     parser.add_argument("-o", "--out")
     parser.add_argument("--no-insert", action="store_true")
     parser.add_argument("--dry-run", action="store_true", dest="dry_run")
+    parser.add_argument("-c", "--context", action="append")
     try:
         return parser.parse_args(rest)
     except (argparse.ArgumentError, SystemExit) as exc:
         raise UsageError(
-            f"%glm {name}: {exc}; usage: %glm {name} [N] [-m MODEL] [-o NAME]"
+            f"%glm {name}: {exc}; usage: %glm {name} [N] [-m MODEL] [-o NAME] [-c SPEC] [--dry-run]"
         ) from None
+
+
+def _add_context(
+    magics: GlmMagics, prompt: AssistPrompt, spec: list[str], settings: Settings, key: str | None
+) -> list[str]:
+    """Append the user's ``--context`` to an explain/fix prompt, within the window."""
+    from .context import build_context, parse_spec
+    from .errors import ConfigError
+    from .models import estimate_tokens, model_info
+
+    try:
+        parsed = parse_spec(spec)
+    except ConfigError as exc:
+        raise UsageError(exc.one_line()) from None
+    if parsed.empty:
+        return []
+    info = model_info(settings.model)
+    reserve = settings.max_tokens or min(info.default_output, info.context_window // 4)
+    used = estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
+    block = build_context(
+        magics.shell,
+        parsed,
+        budget_tokens=max(info.context_window - reserve - used - 64, 0),
+        mask=magics.mask_secrets,
+        secrets=[key],
+        current_count=getattr(magics.shell, "execution_count", None),
+    )
+    if block.text:
+        prompt.user += f"\n\n### More context the user selected\n\n{block.text}"
+    return [f"context: ~{block.tokens:,} tokens", *block.notes]
 
 
 def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
@@ -84,12 +117,15 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
         secrets=[key],
         reserve=settings.max_tokens,
     )
+    extra: list[str] = []
+    if opts.context:
+        extra = _add_context(magics, prompt, opts.context, settings, key)
     if opts.dry_run:
         from .context import dry_run_report
 
         print(dry_run_report(prompt.messages(), model_info(settings.model), max_output=None))
         return None
-    notes = [f"{kind}: {describe(prompt, failure)}", *prompt.notes]
+    notes = [f"{kind}: {describe(prompt, failure)}", *prompt.notes, *extra]
     verb = "Explain" if kind == "explain" else "Fix"
     return magics.run_messages(
         prompt.messages(),

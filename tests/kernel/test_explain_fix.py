@@ -146,8 +146,9 @@ def test_dry_run_sends_nothing(kernel: Kernel, fresh_endpoint: EndpointServer) -
     assert "What does my notebook do?" in ex.stdout
     assert "token" in ex.stdout.lower() and "$" in ex.stdout
     assert SECRET not in ex.everything()
-    fix = kernel.run("%glm fix --dry-run")
+    fix = kernel.run("%glm fix --dry-run -c vars:scores")
     assert "print(totl_score + threshold)" in fix.stdout
+    assert "More context the user selected" in fix.stdout and "'alice'" in fix.stdout
     assert len(fresh_endpoint.requests) == before
 
 
