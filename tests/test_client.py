@@ -170,8 +170,10 @@ def test_retries_before_first_byte_then_succeed(fresh_endpoint: EndpointServer) 
     with ChatClient(s) as client:
         events = list(client.stream(MESSAGES))
     assert Finish("stop") in events
-    outcomes = [r.outcome for r in fresh_endpoint.requests]
+    # The server records an outcome after its last write: wait for it, do not race it.
+    outcomes = [fresh_endpoint.wait_for_outcome(i, timeout=10) for i in range(3)]
     assert outcomes == ["fault", "fault", "completed"]
+    assert len(fresh_endpoint.requests) == 3
 
 
 def test_retries_are_bounded(fresh_endpoint: EndpointServer) -> None:

@@ -49,8 +49,7 @@ def test_cell_streams_into_one_display(kernel: Kernel, fresh_endpoint: EndpointS
     assert "streaming" in texts[0]
     final = ex.final_bundle()
     assert set(final) >= {"text/markdown", "text/plain"}
-    request = fresh_endpoint.requests[-1]
-    assert request.outcome == "completed"
+    assert fresh_endpoint.wait_for_outcome(len(fresh_endpoint.requests) - 1) == "completed"
     meta = updates[-1]["content"]["metadata"]["glm_magic"]
     assert meta["model"] == "glm-4.7+delay=0.01"
     assert meta["usage"]["completion_tokens"] > 0
