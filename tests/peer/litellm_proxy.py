@@ -86,6 +86,9 @@ UPSTREAM_PREFIX = "glm/"
 
 #: Set for the proxy process: no network at start, no stray files read.
 OFFLINE_ENV = {
+    # The Python code paths, not the native (Rust) bridge: the proxy segfaulted once in a full
+    # suite run here (a NULL type pointer in libpython, i.e. a native extension's refcount bug).
+    "LITELLM_RUST": "false",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # else: GET raw.githubusercontent.com (3 tries)
     "LITELLM_TELEMETRY": "False",  # the old switch
     "LITELLM_TELEMETRY_DISABLED": "true",  # the switch of the 1.10x telemetry module
@@ -197,6 +200,31 @@ class Proxy:
     port: int
     master_key: str = field(repr=False)
     log_path: Path
+    #: How it was started, so :meth:`restart` can start it again on the same port and key.
+    litellm: Path | None = None
+    workdir: Path | None = None
+    upstream: str | None = None
+    restarts: int = 0
+
+    def crashed(self) -> bool:
+        """Whether the process died from a signal (a crash, not a shutdown we asked for)."""
+        code = self.process.poll()
+        return code is not None and code < 0
+
+    def restart(self) -> None:
+        """Start the proxy again after it died: same port, key and config, so URLs stay valid."""
+        assert self.litellm is not None and self.workdir is not None
+        self.stop()
+        again = start(
+            self.litellm,
+            self.workdir,
+            upstream=self.upstream,
+            port=self.port,
+            master_key=self.master_key,
+            log_name=f"proxy-{self.restarts + 1}.log",
+        )
+        self.process, self.log_path = again.process, again.log_path
+        self.restarts += 1
 
     @property
     def origin(self) -> str:
@@ -256,6 +284,8 @@ def start(
     upstream: str | None = None,
     port: int | None = None,
     ready: float = 120,
+    master_key: str | None = None,
+    log_name: str = "proxy.log",
 ) -> Proxy:
     """Start the proxy on 127.0.0.1 and wait until ``/health/liveliness`` answers.
 
@@ -268,8 +298,8 @@ def start(
     cfg = workdir / "litellm_config.yaml"
     cfg.write_text(json.dumps(config(upstream), indent=1))
     port = port or free_port()
-    master_key = "sk-peer-" + secrets.token_hex(12)
-    log_path = workdir / "proxy.log"
+    master_key = master_key or "sk-peer-" + secrets.token_hex(12)
+    log_path = workdir / log_name
     cmd = [str(litellm), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -281,7 +311,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as one
         )
-    proxy = Proxy(process, port, master_key, log_path)
+    proxy = Proxy(process, port, master_key, log_path, litellm, workdir, upstream)
     deadline = time.monotonic() + ready
     try:
         while True:
