@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["PYTHON_LANGS", "CodeBlock", "code_blocks", "join_code"]
+__all__ = ["PYTHON_LANGS", "CodeBlock", "Segment", "code_blocks", "join_code", "segments"]
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[ \t]*([^`\n]*?)[ \t]*$")
 
@@ -34,16 +34,38 @@ class CodeBlock:
         return self.lang.lower() in PYTHON_LANGS
 
 
-def code_blocks(text: str) -> list[CodeBlock]:
-    """Return the fenced code blocks of ``text`` in order."""
-    blocks: list[CodeBlock] = []
+@dataclass(frozen=True)
+class Segment:
+    """A run of prose (``lang is None``) or one fenced code block, in document order."""
+
+    text: str
+    lang: str | None = None
+    closed: bool = True
+
+    @property
+    def is_code(self) -> bool:
+        """Whether this is a fenced code block."""
+        return self.lang is not None
+
+
+def segments(text: str) -> list[Segment]:
+    """Split Markdown into prose and fenced code blocks, in order.
+
+    An unclosed fence runs to the end (a streaming or cut reply).
+    """
+    out: list[Segment] = []
+    prose: list[str] = []
     lines = text.split("\n")
     i = 0
     while i < len(lines):
         m = _FENCE.match(lines[i])
         if m is None or (m.group(2)[0] == "`" and "`" in m.group(3)):
+            prose.append(lines[i])
             i += 1
             continue
+        if prose:
+            out.append(Segment("\n".join(prose)))
+            prose = []
         indent, fence, info = len(m.group(1)), m.group(2), m.group(3)
         body: list[str] = []
         i += 1
@@ -62,9 +84,20 @@ def code_blocks(text: str) -> list[CodeBlock]:
             # Content lines lose up to the fence's own indentation, as CommonMark says.
             body.append(line[min(indent, len(line) - len(line.lstrip(" "))) :])
             i += 1
-        lang = info.split()[0] if info.split() else ""
-        blocks.append(CodeBlock(lang=lang, code="\n".join(body), closed=closed))
-    return blocks
+        words = info.split()
+        out.append(Segment("\n".join(body), words[0] if words else "", closed))
+    if prose:
+        out.append(Segment("\n".join(prose)))
+    return out
+
+
+def code_blocks(text: str) -> list[CodeBlock]:
+    """Return the fenced code blocks of ``text`` in order."""
+    return [
+        CodeBlock(lang=seg.lang or "", code=seg.text, closed=seg.closed)
+        for seg in segments(text)
+        if seg.is_code
+    ]
 
 
 def join_code(text: str, *, python_only: bool = True) -> str:

@@ -18,68 +18,11 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
-from .markdown import _FENCE
+from .markdown import segments
 
-__all__ = ["Segment", "code_block_html", "inline", "render_markdown", "segments"]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of prose (``lang is None``) or one fenced code block."""
-
-    text: str
-    lang: str | None = None
-    closed: bool = True
-
-    @property
-    def is_code(self) -> bool:
-        """Whether this is a fenced code block."""
-        return self.lang is not None
-
-
-def segments(text: str) -> list[Segment]:
-    """Split Markdown into prose and fenced code, as :func:`~glm_magic.markdown.code_blocks` does.
-
-    An unclosed fence runs to the end (a streaming or cut reply).
-    """
-    out: list[Segment] = []
-    prose: list[str] = []
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        m = _FENCE.match(lines[i])
-        if m is None or (m.group(2)[0] == "`" and "`" in m.group(3)):
-            prose.append(lines[i])
-            i += 1
-            continue
-        if prose:
-            out.append(Segment("\n".join(prose)))
-            prose = []
-        indent, fence, info = len(m.group(1)), m.group(2), m.group(3)
-        body: list[str] = []
-        closed = False
-        i += 1
-        while i < len(lines):
-            line = lines[i]
-            stripped = line.lstrip(" ")
-            if (
-                len(line) - len(stripped) <= 3
-                and stripped.startswith(fence[0] * len(fence))
-                and not stripped.rstrip().strip(fence[0])
-            ):
-                closed = True
-                i += 1
-                break
-            body.append(line[min(indent, len(line) - len(line.lstrip(" "))) :])
-            i += 1
-        words = info.split()
-        out.append(Segment("\n".join(body), words[0] if words else "", closed))
-    if prose:
-        out.append(Segment("\n".join(prose)))
-    return out
+__all__ = ["code_block_html", "inline", "render_markdown"]
 
 
 # -- inline -------------------------------------------------------------------------

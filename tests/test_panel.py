@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glm_magic.events import Usage
-from glm_magic.markdown import code_blocks
+from glm_magic.markdown import code_blocks, segments
 from glm_magic.models import model_info
-from glm_magic.panel_html import code_block_html, inline, render_markdown, segments
+from glm_magic.panel_html import code_block_html, inline, render_markdown
 from glm_magic.panel_picker import (
     add_to_totals,
     context_budget,
