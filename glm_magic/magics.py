@@ -74,6 +74,12 @@ class GlmMagics(Magics):
     thinking = Bool(
         None, allow_none=True, help="Thinking mode: True/False, or None for the model's default."
     ).tag(config=True)
+    stream_usage = Bool(
+        None,
+        allow_none=True,
+        help="Ask for usage in streams (stream_options); None: ask unless the host is "
+        "Z.ai, BigModel or RunAPI, which always send it.",
+    ).tag(config=True)
     system_prompt = Unicode(DEFAULT_SYSTEM, help="System prompt for new conversations.").tag(
         config=True
     )
@@ -139,6 +145,7 @@ class GlmMagics(Magics):
                 temperature=temperature,
                 max_tokens=max_tokens,
                 thinking=thinking,
+                stream_usage=self.stream_usage,
             )
         except ConfigError as exc:
             raise UsageError(exc.one_line()) from None

@@ -301,8 +301,13 @@ def test_config_traits(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
         kernel.run("%%glm --new\nhi")
         body = fresh_endpoint.requests[-1].body
         assert body["model"] == "glm-4.6" and body["temperature"] == 0.2
+        assert body["stream_options"] == {"include_usage": True}  # a generic OpenAI host
+        kernel.run("%config GlmMagics.stream_usage = False")
+        kernel.run("%%glm --new\nhi")
+        assert "stream_options" not in fresh_endpoint.requests[-1].body
     finally:
         kernel.run("%config GlmMagics.model = 'glm-5.1'\n%config GlmMagics.temperature = None")
+        kernel.run("%config GlmMagics.stream_usage = None")
 
 
 def test_unload_removes_everything(endpoint: EndpointServer) -> None:
