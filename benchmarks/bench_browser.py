@@ -28,42 +28,27 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
-import secrets
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# The browser tests' own JupyterLab launcher and Chromium flags: one copy of the pitfalls.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import (
-    PYTHON,
     Table,
-    child_env,
     endpoint,
     median,
     progress,
     ratio,
-    scratch_dir,
     secs,
 )
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser.jupyter import CHROMIUM, CHROMIUM_ARGS, jupyter_server
+
 TOKENS = 2000
 MODEL = f"glm-4.7+tokens={TOKENS}+delay=0.001"
 FINAL_MARK = f"{TOKENS:,} out"  # in the footer of the final update only
-ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 #: True once the output of cell ``index`` shows the final update.
 SETTLED_JS = """
@@ -99,12 +84,6 @@ def unavailable() -> str:
     return ", ".join(missing)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_notebook(path: Path, reps: int) -> None:
     """Cell 0: the probe; cells 1..reps: one ``%%glm`` each; last: print the timings."""
     import nbformat
@@ -127,63 +106,6 @@ def write_notebook(path: Path, reps: int) -> None:
         v4.new_code_cell(f"import json\nprint(json.dumps([r.elapsed for r in ({names},)]))")
     )
     nbformat.write(nb, str(path))
-
-
-@contextlib.contextmanager
-def jupyterlab(tmp: Path, base_url: str) -> Iterator[str]:
-    """Run JupyterLab on a free port over ``tmp / 'root'``; yield the notebook's URL."""
-    import httpx
-
-    token = secrets.token_hex(16)
-    port = free_port()
-    env = child_env(
-        base_url,
-        JUPYTER_PLATFORM_DIRS="1",
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
-        JUPYTER_DATA_DIR=str(tmp / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        IPYTHONDIR=str(tmp / "ipython"),
-    )
-    subprocess.run(
-        [PYTHON, "-m", "jupyter", "labextension", "disable", ANNOUNCEMENTS],
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    cmd = [
-        PYTHON,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        f"--port={port}",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={tmp / 'root'}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = open(tmp / "jupyterlab.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{root}/api/status?token={token}", timeout=2).status_code == 200:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start; see {tmp / 'jupyterlab.log'}")
-            time.sleep(0.25)
-        yield f"{root}/lab/tree/bench.ipynb?reset&token={token}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def run_cell(page: Any, index: int) -> None:
@@ -255,11 +177,9 @@ def run(argv: list[str] | None = None) -> list[Table]:
         table.note(message)
         return [table]
 
-    with endpoint() as base_url, scratch_dir("glm-bench-browser-") as tmp:
-        (tmp / "root").mkdir()
-        write_notebook(tmp / "root" / "bench.ipynb", args.reps)
-        with jupyterlab(tmp, base_url) as url:
-            settles, generations = measure(url, args.reps)
+    with endpoint() as base_url, jupyter_server("lab", {"GLM_BASE_URL": base_url}) as server:
+        write_notebook(server.root / "bench.ipynb", args.reps)
+        settles, generations = measure(server.notebook_url("bench.ipynb"), args.reps)
 
     settle, generation = median(settles), median(generations)
     table.add("generation (reply.elapsed in the kernel)", secs(generation), "1.00x")
