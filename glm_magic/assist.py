@@ -184,7 +184,7 @@ def build_assist_prompt(
     if kind not in ("explain", "fix"):
         raise ValueError(f"kind must be 'explain' or 'fix', not {kind!r}")
     system = EXPLAIN_SYSTEM if kind == "explain" else FIX_SYSTEM
-    budget = info.context_window - (reserve or min(info.default_output, info.context_window // 4))
+    budget = info.context_window - info.reply_reserve(reserve)
     ask = (
         "Explain why this cell failed."
         if kind == "explain"

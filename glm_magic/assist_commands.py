@@ -83,7 +83,7 @@ def _add_context(
     if parsed.empty:
         return []
     info = model_info(settings.model)
-    reserve = settings.max_tokens or min(info.default_output, info.context_window // 4)
+    reserve = info.reply_reserve(settings.max_tokens)
     used = estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
     block = build_context(
         magics.shell,

@@ -60,7 +60,7 @@ def dry_run_report(
         lines.append(f"----- {message.get('role', '?')} (~{tokens:,} tokens) -----")
         lines.append(text)
         lines.append("")
-    reply = max_output or min(info.default_output, info.context_window // 4)
+    reply = info.reply_reserve(max_output)
     lines.append("-----")
     lines.append(
         f"Estimated prompt: ~{prompt_tokens:,} tokens of a {info.context_window:,}-token window"

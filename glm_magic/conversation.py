@@ -73,7 +73,7 @@ class Conversation:
         default output budget, at most a quarter of the window). When even the
         new prompt does not fit, it is sent alone and the server decides.
         """
-        reserve = max_output or min(info.default_output, info.context_window // 4)
+        reserve = info.reply_reserve(max_output)
         budget = info.context_window - reserve
         system_text = system if system is not None else self.system
         head: list[dict[str, Any]] = []

@@ -217,7 +217,7 @@ class GlmMagics(Magics):
             except ConfigError as exc:
                 raise UsageError(exc.one_line()) from None
             if not spec.empty:
-                reserve = settings.max_tokens or min(info.default_output, info.context_window // 4)
+                reserve = info.reply_reserve(settings.max_tokens)
                 room = info.context_window - reserve - estimate_tokens(system_text + prompt) - 64
                 block = build_context(
                     self.shell,

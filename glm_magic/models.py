@@ -41,6 +41,14 @@ class ModelInfo:
     price_cached: float | None = None
     known: bool = True
 
+    def reply_reserve(self, max_tokens: int | None = None) -> int:
+        """Tokens to keep free for the reply.
+
+        ``max_tokens`` when set, else the model's default output, at most a
+        quarter of the window.
+        """
+        return max_tokens or min(self.default_output, self.context_window // 4)
+
     @property
     def supports_thinking(self) -> bool:
         """Whether the model accepts the ``thinking`` request field."""

@@ -113,7 +113,7 @@ def spec_to_choice(spec: str) -> tuple[str, int, str]:
 
 def context_budget(info: ModelInfo, max_tokens: int | None, system: str, prompt: str) -> int:
     """Tokens the context may use: the window less the reply, system and prompt (as ``%%glm``)."""
-    reserve = max_tokens or min(info.default_output, info.context_window // 4)
+    reserve = info.reply_reserve(max_tokens)
     room = info.context_window - reserve - estimate_tokens(system + prompt) - 64
     return max(room * 3 // 4, 256)
 
