@@ -107,7 +107,7 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
     if opts.out is not None and not opts.out.isidentifier():
         raise UsageError(f"-o needs a Python name, not {opts.out!r}")
     settings = magics.settings(model=opts.model)
-    key = settings.api_key.reveal() if settings.api_key else None
+    key = settings.key_to_mask()
     prompt = build_assist_prompt(
         kind,
         failure,

@@ -124,7 +124,7 @@ class FailureButtons:
 
             self.output.children = (html_widget(status_html(_one_line(exc), error=True)),)
             return False
-        key = settings.api_key.reveal() if settings.api_key else None
+        key = settings.key_to_mask()
         prompt = build_assist_prompt(
             kind,
             failure,

@@ -117,7 +117,7 @@ def _assist(args: argparse.Namespace, console: Console) -> int:
     # Everything that can be refused without running anything is checked first:
     # settings and key (no network), then where the result would go.
     settings = _settings(args)
-    key = settings.api_key.reveal() if settings.api_key is not None else None
+    key = settings.key_to_mask()
     source = Path(args.notebook)
     target = _target(args, source, "explained" if kind == "explain" else "fixed")
     loaded = read_notebook(source)

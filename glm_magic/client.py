@@ -348,7 +348,7 @@ class ChatClient:
 
     def http_error(self, settings: Settings, response: httpx.Response) -> GlmError:
         """Map an error response (already read) to the error tree."""
-        key = settings.api_key.reveal() if settings.api_key else None
+        key = settings.key_to_mask()
         return map_http_error(
             response.status_code,
             response.text,
@@ -361,7 +361,7 @@ class ChatClient:
 
     def stream_error(self, settings: Settings, data: str) -> GlmError:
         """Map an error frame sent inside a stream."""
-        key = settings.api_key.reveal() if settings.api_key else None
+        key = settings.key_to_mask()
         code, _ = error_fields(data)
         status = 500 if code is None or not code.isdigit() or int(code) >= 500 else 400
         error = map_http_error(

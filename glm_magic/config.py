@@ -156,6 +156,10 @@ class Settings:
             raise MissingKeyError(missing_key_message(self.api_key_env))
         return self.api_key
 
+    def key_to_mask(self) -> str | None:
+        """The key's text, only to mask it in what leaves the machine (``None``: no key)."""
+        return self.api_key.reveal() if self.api_key is not None else None
+
     def with_changes(self, **changes: object) -> Settings:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -224,7 +224,7 @@ class GlmMagics(Magics):
                     spec,
                     budget_tokens=max(room * 3 // 4, 256),
                     mask=self.mask_secrets,
-                    secrets=[settings.api_key.reveal() if settings.api_key else None],
+                    secrets=[settings.key_to_mask()],
                     current_count=getattr(self.shell, "execution_count", None),
                 )
                 user = f"{block.text}\n\n---\n\n{prompt}"

@@ -150,7 +150,7 @@ class ChatPanel(PanelLayout):
             return "none"
 
     def _secrets(self, settings: Any) -> list[str | None]:
-        return [settings.api_key.reveal() if settings.api_key else None]
+        return [settings.key_to_mask()]
 
     def preview(self, prompt: str = "") -> ContextPreview:
         """The context the picker selects, built now, with its tokens and cost."""
