@@ -163,7 +163,6 @@ class ReplyStream:
         if self._started:
             raise RuntimeError("a ReplyStream can be iterated only once")
         self._started = True
-        max_retries = self._settings.max_retries
         try:
             while True:
                 self.attempts += 1
@@ -172,15 +171,14 @@ class ReplyStream:
                     return
                 except GlmError as error:
                     received = self._builder.chars or self._builder.first_token_at is not None
-                    if (
-                        self.stopped
-                        or received
-                        or not error.retryable
-                        or self.attempts > max_retries
-                    ):
+                    # Never retry once the user stopped or any of the reply was received.
+                    wait = (
+                        None
+                        if self.stopped or received
+                        else self._client.retry_wait(self.attempts, error, self._settings)
+                    )
+                    if wait is None:
                         raise self._fail(error) from error.__cause__
-                    wait = self._client.backoff(self.attempts, error)
-                    log.info("retrying in %.1f s after: %s", wait, error.one_line())
                     if self._stopped.wait(wait):
                         raise self._fail(StoppedError("stopped before the reply started")) from None
         finally:
@@ -393,9 +391,21 @@ class ChatClient:
             )
         return ConnectError(f"request to {host} failed: {type(exc).__name__}")
 
-    def backoff(self, attempt: int, error: GlmError) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        cap = self.settings.retry_max_wait
+    def retry_wait(self, attempt: int, error: GlmError, settings: Settings) -> float | None:
+        """Seconds to wait before retrying after ``attempt`` failed, or ``None``: do not retry.
+
+        The one retry rule for streamed and whole replies: retryable kinds only,
+        at most ``settings.max_retries`` retries.
+        """
+        if not error.retryable or attempt > settings.max_retries:
+            return None
+        wait = self.backoff(attempt, error, settings)
+        log.info("retrying in %.1f s after: %s", wait, error.one_line())
+        return wait
+
+    def backoff(self, attempt: int, error: GlmError, settings: Settings | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based), capped by the settings."""
+        cap = (settings or self.settings).retry_max_wait
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after > 0:
             return float(min(retry_after, cap))
@@ -437,11 +447,12 @@ class ChatClient:
                     raise error
                 return builder.snapshot()
             except GlmError as error:
-                if not error.retryable or attempt > s.max_retries:
+                wait = self.retry_wait(attempt, error, s)
+                if wait is None:
                     if error.partial is None:
                         error.partial = builder.snapshot(error=error.one_line())
                     raise
-                time.sleep(self.backoff(attempt, error))
+                time.sleep(wait)
 
     def list_models(self) -> list[str]:
         """Model ids from ``GET /models`` (sorted)."""
