@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .hooks import Failure
+from .markdown import fenced
 from .masking import mask_secrets
 from .models import ModelInfo, estimate_tokens
 
@@ -159,13 +160,6 @@ class AssistPrompt:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
 
-def _fence(text: str, lang: str = "") -> str:
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
-
-
 def build_assist_prompt(
     kind: str,
     failure: Failure,
@@ -191,8 +185,8 @@ def build_assist_prompt(
         else "Fix this cell: diagnose briefly, then give the whole corrected cell."
     )
     head = (
-        f"{ask}\n\n### Failing cell ({failure.label})\n{_fence(failure.source, 'python')}\n\n"
-        f"### Traceback\n{_fence(failure.traceback or failure.summary)}\n"
+        f"{ask}\n\n### Failing cell ({failure.label})\n{fenced(failure.source, 'python')}\n\n"
+        f"### Traceback\n{fenced(failure.traceback or failure.summary)}\n"
     )
     used = estimate_tokens(system) + estimate_tokens(head)
     notes: list[str] = []
@@ -200,7 +194,7 @@ def build_assist_prompt(
     sections: list[str] = []
     wanted = defining_cells(failure, cells)
     for n in reversed(wanted):
-        section = f"\n### Earlier cell In [{n}]\n{_fence(cells[n], 'python')}\n"
+        section = f"\n### Earlier cell In [{n}]\n{fenced(cells[n], 'python')}\n"
         cost = estimate_tokens(section)
         if used + cost > budget:
             notes.append(f"In [{n}] left out to fit the model's context window")

@@ -21,18 +21,17 @@ scanned or masked:
 from __future__ import annotations
 
 import bisect
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from .context_cells import shorten
+from .markdown import fence_for
 
 __all__ = ["Fitted", "Piece", "Section", "fit"]
 
 #: Room for the ``…[truncated N chars]…`` marker a cut adds.
 MARKER = 32
 FLOORS = {"source": 600, "output": 300, "error": 600, "variable": 200}
-_BACKTICKS = re.compile(r"`{3,}")
 _MAX_ROUNDS = 12
 
 
@@ -133,18 +132,12 @@ class _Sizes:
         return lo
 
 
-def _fence(body: str) -> str:
-    if "```" not in body:
-        return "```"
-    return "`" * (max(len(run) for run in _BACKTICKS.findall(body)) + 1)
-
-
 def _render_piece(piece: Piece, cap: int | None) -> str:
     body = piece.text if cap is None else shorten(piece.text, cap)
     body = body.rstrip("\n")
     if piece.lang is None:
         return f"{piece.label}{body}\n"
-    fence = _fence(body)
+    fence = fence_for(body)
     label = f"{piece.label}\n" if piece.label else ""
     return f"{label}{fence}{piece.lang}\n{body}\n{fence}\n"
 

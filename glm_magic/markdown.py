@@ -12,7 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["PYTHON_LANGS", "CodeBlock", "Segment", "code_blocks", "join_code", "segments"]
+__all__ = [
+    "PYTHON_LANGS",
+    "CodeBlock",
+    "Segment",
+    "code_blocks",
+    "fence_for",
+    "fenced",
+    "join_code",
+    "segments",
+]
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[ \t]*([^`\n]*?)[ \t]*$")
 
@@ -98,6 +107,21 @@ def code_blocks(text: str) -> list[CodeBlock]:
         for seg in segments(text)
         if seg.is_code
     ]
+
+
+_BACKTICK_RUNS = re.compile(r"`{3,}")
+
+
+def fence_for(body: str) -> str:
+    """A backtick fence longer than any run of three or more backticks in ``body``."""
+    runs = _BACKTICK_RUNS.findall(body)
+    return "`" * (max(map(len, runs)) + 1) if runs else "```"
+
+
+def fenced(body: str, lang: str = "") -> str:
+    """``body`` as a fenced code block that no backticks inside it can close."""
+    fence = fence_for(body)
+    return f"{fence}{lang}\n{body.rstrip()}\n{fence}"
 
 
 def join_code(text: str, *, python_only: bool = True) -> str:

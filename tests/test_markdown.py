@@ -35,3 +35,14 @@ def test_only_other_languages_are_still_offered() -> None:
     reply = Reply(text="```sql\nselect 1\n```", model="m")
     assert reply.code == "select 1"
     assert Reply(text="no code here").code == ""
+
+
+def test_fenced_blocks_survive_backticks_inside() -> None:
+    from glm_magic.markdown import fence_for, fenced
+
+    assert fence_for("x = 1") == "```"
+    assert fence_for("a ``inline`` b") == "```"
+    assert fence_for("```\ncode\n`````") == "``````"
+    inner = 'doc = """\n```\nnot code\n```\n"""'
+    block = fenced(inner, "python")
+    assert code_blocks(block)[0].code == inner
