@@ -37,6 +37,16 @@ class Execution:
         return shown[-1]["content"]["data"]
 
     @property
+    def answer(self) -> str:
+        """The final reply's text, from its text/plain (before the "-- footer" line)."""
+        return str(self.final_bundle()["text/plain"]).rsplit("\n-- ", 1)[0]
+
+    @property
+    def footer(self) -> str:
+        """The final reply's one-line footer."""
+        return str(self.final_bundle()["text/plain"]).rsplit("\n-- ", 1)[1]
+
+    @property
     def markdown(self) -> str:
         return self.final_bundle().get("text/markdown", "")
 

@@ -9,13 +9,9 @@ import pytest
 from glm_magic.testing import EndpointServer
 
 from ..conftest import FAKE_KEY
-from .harness import Execution, Kernel, kernel_env
+from .harness import Kernel, kernel_env
 
 pytestmark = pytest.mark.kernel
-
-
-def answer_of(ex: Execution) -> str:
-    return str(ex.final_bundle()["text/plain"]).rsplit("\n-- ", 1)[0]
 
 
 def test_load_ext_is_cheap_and_lazy(endpoint: EndpointServer) -> None:
@@ -67,7 +63,7 @@ def test_final_update_holds_the_whole_reply_same_as_non_stream(
     assert streamed.status == plain.status == "ok"
     same = kernel.run("print(r1.text == r2.text, len(r1.text) > 50, r1.code == r2.code)")
     assert same.stdout.split() == ["True", "True", "True"]
-    assert answer_of(streamed) == answer_of(plain)
+    assert streamed.answer == plain.answer
     assert "```python" in streamed.markdown
     assert len(plain.updates) == 1  # no-stream: the placeholder, then the final update
 
@@ -95,7 +91,7 @@ def test_coalescing_bound_for_a_2000_token_reply(
         ".current().last_reply.text))"
     )
     assert int(reply.stdout.strip()) == 2000 * 4
-    assert len(answer_of(ex)) >= 2000 * 4 - 1  # text/plain drops trailing whitespace
+    assert len(ex.answer) >= 2000 * 4 - 1  # text/plain drops trailing whitespace
 
 
 def test_thinking_is_shown_apart(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
@@ -206,7 +202,7 @@ def test_cut_stream_keeps_partial_text(kernel: Kernel, fresh_endpoint: EndpointS
     ex = kernel.run("%%glm --new -o cut_reply -m glm-4.7+fault=cut+cut_after=8\nhello")
     assert ex.status == "error"
     assert "Stream broken" in ex.error["traceback"][0]  # type: ignore[index]
-    assert len(answer_of(ex)) > 10
+    assert len(ex.answer) > 10
     check = kernel.run("print(cut_reply.complete, bool(cut_reply.text), bool(cut_reply.error))")
     assert check.stdout.split() == ["False", "True", "True"]
 
@@ -227,7 +223,7 @@ def test_interrupt_keeps_partial_and_closes_connection(
     assert ex.status == "error"
     assert ex.error is not None and len(ex.error["traceback"]) == 1
     assert "Stopped" in ex.error["traceback"][0]
-    partial = answer_of(ex)
+    partial = ex.answer
     assert 0 < len(partial) < 3000 * 4
     assert fresh_endpoint.wait_for_outcome(0, timeout=10) == "client_closed"
     assert fresh_endpoint.requests[0].chunks_sent < 3000

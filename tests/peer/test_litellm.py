@@ -19,7 +19,7 @@ from glm_magic.client import ChatClient, ReplyStream
 from glm_magic.config import Secret, Settings
 from glm_magic.events import Finish, TextDelta, Usage
 
-from ..kernel.harness import Execution, Kernel
+from ..kernel.harness import Kernel
 from .litellm_proxy import (
     HUNG_UP,
     LONG_REPLY,
@@ -314,14 +314,6 @@ def test_close_during_a_slow_first_byte_is_immediate(fresh_proxy: Proxy) -> None
 # -- the magic in a real kernel -------------------------------------------------------------------
 
 
-def answer_of(ex: Execution) -> str:
-    return str(ex.final_bundle()["text/plain"]).rsplit("\n-- ", 1)[0]
-
-
-def footer_of(ex: Execution) -> str:
-    return str(ex.final_bundle()["text/plain"]).rsplit("\n-- ", 1)[1]
-
-
 @pytest.fixture
 def kernel(peer_kernel: Kernel, fresh_proxy: Proxy) -> Kernel:
     """The module's kernel, with the proxy checked to be alive."""
@@ -333,8 +325,8 @@ def test_magic_streams_the_reply(kernel: Kernel) -> None:
     assert ex.status == "ok", ex.messages
     assert len(ex.of("display_data")) == 1, "one display, then updates of it"
     assert ex.updates, "the reply streamed into the display"
-    assert answer_of(ex) == REPLY.rstrip()
-    assert "def add(a, b):" in ex.markdown and "peer-ok" in footer_of(ex)
+    assert ex.answer == REPLY.rstrip()
+    assert "def add(a, b):" in ex.markdown and "peer-ok" in ex.footer
     meta = ex.updates[-1]["content"]["metadata"]["glm_magic"]
     assert meta["complete"] is True and meta["finish_reason"] == "stop"
     check = kernel.run(
@@ -345,14 +337,14 @@ def test_magic_streams_the_reply(kernel: Kernel) -> None:
 
     whole = kernel.run("%%glm --new --no-stream -m peer-ok\nSay hello")
     assert whole.status == "ok", whole.messages
-    assert answer_of(whole) == answer_of(ex)
-    assert "10 in / 20 out" in footer_of(whole)
+    assert whole.answer == ex.answer
+    assert "10 in / 20 out" in whole.footer
 
 
 def test_magic_footer_shows_tokens_when_streaming(kernel: Kernel) -> None:
     ex = kernel.run("%%glm --new -m peer-ok\nSay hello")
     assert ex.status == "ok", ex.messages
-    assert re.search(r"\d+ in / \d+ out", footer_of(ex)), footer_of(ex)
+    assert re.search(r"\d+ in / \d+ out", ex.footer), ex.footer
 
 
 @pytest.mark.parametrize(
@@ -394,8 +386,8 @@ def test_magic_interrupt_keeps_the_partial_reply(kernel: Kernel, proxy: Proxy) -
     assert ex.status == "error"
     assert ex.error is not None and len(ex.error["traceback"]) == 1
     assert "Stopped" in ex.error["traceback"][0]
-    shown = answer_of(ex)
-    assert "incomplete" in footer_of(ex)  # the error itself is the cell's one line, not repeated
+    shown = ex.answer
+    assert "incomplete" in ex.footer  # the error itself is the cell's one line, not repeated
     assert shown and LONG_REPLY.startswith(shown) and len(shown) < len(LONG_REPLY)
     check = kernel.run(
         f"print(len(stopped.text) > 0, stopped.complete, stopped.text.rstrip() == {shown!r})"
@@ -403,7 +395,7 @@ def test_magic_interrupt_keeps_the_partial_reply(kernel: Kernel, proxy: Proxy) -
     assert check.stdout.split() == ["True", "False", "True"]
     # The kernel and the proxy both carry on.
     again = kernel.run("%%glm --new -m peer-ok\nstill there?")
-    assert again.status == "ok" and answer_of(again) == REPLY.rstrip()
+    assert again.status == "ok" and again.answer == REPLY.rstrip()
 
 
 def test_magic_shows_glm_thinking_passed_on_by_the_proxy(kernel: Kernel) -> None:
