@@ -14,41 +14,10 @@ from typing import Any
 
 from .cli_exec import CellFailure
 from .config import Settings
-from .markdown import PYTHON_LANGS, code_blocks
+from .markdown import escape_text, safe_markdown, without_code
 from .notebook import LoadedNotebook, NewCell, insert_cells
 
-__all__ = ["cells_for", "insert_planned", "mask_outputs", "without_code"]
-
-
-def without_code(text: str) -> str:
-    """``text`` minus the fenced blocks that :attr:`Reply.code` takes."""
-    blocks = code_blocks(text)
-    python_only = any(b.is_python for b in blocks)
-    kept: list[str] = []
-    fence: str | None = None  # the open fence, whether dropped or kept
-    dropping = False
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if fence is not None:
-            if stripped.startswith(fence) and not stripped.strip(fence[0]):
-                fence = None
-            if not dropping:
-                kept.append(line)
-            continue
-        opener = stripped[:3]
-        if opener in ("```", "~~~") and len(line) - len(line.lstrip(" ")) <= 3:
-            marks = len(stripped) - len(stripped.lstrip(opener[0]))
-            info = stripped[marks:].strip()
-            lang = info.split()[0].lower() if info.split() else ""
-            fence = opener[0] * marks
-            dropping = not python_only or lang in PYTHON_LANGS
-            if dropping:
-                continue
-        kept.append(line)
-    result = "\n".join(kept).strip()
-    while "\n\n\n" in result:
-        result = result.replace("\n\n\n", "\n\n")
-    return result
+__all__ = ["cells_for", "insert_planned", "mask_outputs"]
 
 
 def cells_for(
@@ -64,14 +33,18 @@ def cells_for(
     if key:  # the prompt was masked, but a proxy or a model could still echo it
         text, code = text.replace(key, "***"), code.replace(key, "***")
     failure = item.failure
-    summary = failure.summary.replace("`", "'")
+    # The model's text is stored as Markdown cells: rewritten so raw HTML shows as
+    # text and amounts never become math; our own words are escaped whole.
+    text = safe_markdown(text)
+    summary = escape_text(failure.summary)
+    footer = escape_text(footer)
     follows = (
         f"_{failure.label} may fail only because In [{item.follows}] failed first._\n\n"
         if item.follows is not None
         else ""
     )
     if kind == "explain":
-        body = f"**glm-magic: why {failure.label} failed** (`{summary}`)\n\n{follows}{text}"
+        body = f"**glm-magic: why {failure.label} failed** ({summary})\n\n{follows}{text}"
         return [NewCell(f"{body.rstrip()}\n\n<sub>{footer}</sub>", "markdown")]
     diagnosis = without_code(text) if code.strip() else ""
     after = (
@@ -80,7 +53,7 @@ def cells_for(
         else "_The reply held no code block, so no fixed cell was inserted._"
     )
     body = (
-        f"**glm-magic: fix for {failure.label}** (`{summary}`)\n\n{follows}"
+        f"**glm-magic: fix for {failure.label}** ({summary})\n\n{follows}"
         f"{diagnosis or text.strip()}\n\n{after}\n\n<sub>{footer}</sub>"
     )
     cells = [NewCell(body, "markdown")]

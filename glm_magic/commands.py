@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from .errors import ConfigError, GlmError
+from .markdown import escape_text
 
 if TYPE_CHECKING:
     from .magics import GlmMagics
@@ -146,11 +147,13 @@ def cmd_models(magics: GlmMagics, args: list[str]) -> Any:
         )
     header = ["model", "context", "max out", "thinking", "vision", "$ in / out per 1M"]
     rows = models_table(served)
-    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-    md += "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    # Model ids come from the server and prices hold "$": every cell is escaped
+    # (glm_magic.markdown.escape_text), so nothing becomes HTML, markup or math.
+    md = "| " + " | ".join(map(escape_text, header)) + " |\n|" + "---|" * len(header) + "\n"
+    md += "\n".join("| " + " | ".join(map(escape_text, r)) + " |" for r in rows)
     plain = "\n".join("  ".join(f"{c:<14}" for c in r) for r in [header, *rows])
     if note:
-        md, plain = f"{note}\n\n{md}", f"{note}\n{plain}"
+        md, plain = f"{escape_text(note)}\n\n{md}", f"{note}\n{plain}"
     from IPython.display import display
 
     display({"text/markdown": md, "text/plain": plain}, raw=True)

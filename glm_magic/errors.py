@@ -110,10 +110,17 @@ class GlmError(Exception):
         self.message = message
         self.partial = partial
 
+    def _text(self) -> str:
+        # The message on one line, without the label when the server's words
+        # already start with it ("Authentication failed: invalid api key").
+        text = " ".join(self.message.split())
+        if text.lower().startswith(self.label.lower()):
+            text = text[len(self.label) :].lstrip(" :-") or text
+        return text
+
     def one_line(self) -> str:
         """The error as one line for display: ``"<label>: <message>"``."""
-        text = " ".join(self.message.split())
-        return f"{self.label}: {text}"
+        return f"{self.label}: {self._text()}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -121,7 +128,7 @@ class GlmError(Exception):
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of formatting a traceback: a failed request
         # shows as one red line in the cell, and the cell still counts as failed.
-        return [f"\x1b[0;31m{self.label}:\x1b[0m {' '.join(self.message.split())}"]
+        return [f"\x1b[0;31m{self.label}:\x1b[0m {self._text()}"]
 
 
 class ConfigError(GlmError):

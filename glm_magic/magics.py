@@ -173,10 +173,10 @@ class GlmMagics(Magics):
 
     def renderer(self, model: str, fmt: str) -> Renderer:
         """The kernel's Markdown display renderer, or plain text in a terminal."""
-        from .render import MarkdownDisplayRenderer, TerminalRenderer
+        from .render import HtmlDisplayRenderer, TerminalRenderer
 
         if getattr(self.shell, "kernel", None) is not None:
-            return MarkdownDisplayRenderer(model, fmt=fmt, interval=self.update_interval)
+            return HtmlDisplayRenderer(model, fmt=fmt, interval=self.update_interval)
         return TerminalRenderer(model, fmt=fmt)
 
     # -- the core: one prompt, one reply ----------------------------------------------

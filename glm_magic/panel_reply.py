@@ -13,12 +13,11 @@ response at once; the partial text stays, with a one-line error.
 
 from __future__ import annotations
 
-import html
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .panel_html import render_markdown
+from .htmlrender import escape, reply_html, thinking_html
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from .reply import Reply, ReplyBuilder
     from .runner import BackgroundRun
 
-__all__ = ["ReplyView", "html_widget", "reply_html", "start_stream", "status_html"]
+__all__ = ["ReplyView", "html_widget", "start_stream", "status_html"]
 
 
 def html_widget(value: str = "", *classes: str) -> Any:
@@ -40,47 +39,11 @@ def html_widget(value: str = "", *classes: str) -> Any:
     return widget
 
 
-def _thinking_html(reasoning: str, *, done: bool) -> str:
-    if not reasoning.strip():
-        return ""
-    words = len(reasoning.split())
-    label = f"Thinking ({words:,} words)" if done else f"Thinking… ({words:,} words)"
-    body = html.escape(reasoning.strip())
-    return (
-        f'<details class="glm-thinking"><summary><em>{label}</em></summary>'
-        f'<div style="white-space:pre-wrap">{body}</div></details>'
-    )
-
-
 def status_html(text: str, *, error: bool = False) -> str:
     """One line in the transcript (an error, or a notice)."""
     cls = "glm-error" if error else "glm-footer"
     mark = "⚠ " if error else ""
-    return f'<div class="{cls}">{mark}{html.escape(text)}</div>'
-
-
-def reply_html(
-    text: str,
-    *,
-    model: str,
-    footer: str,
-    error: str = "",
-    done: bool,
-    insert_note: str = "",
-) -> str:
-    """The answer part of a reply: Markdown as HTML, the error line, the footer."""
-    if text:
-        body = render_markdown(text, actions=done, insert_note=insert_note)
-    elif done:
-        body = "<p><em>(no text)</em></p>" if not error else ""
-    else:
-        body = f"<p><em>⏳ {html.escape(model)} is working…</em></p>"
-    parts = [body]
-    if error:
-        parts.append(f'<div class="glm-error">⚠ {html.escape(error)}</div>')
-    if footer:
-        parts.append(f'<div class="glm-footer">{html.escape(footer)}</div>')
-    return "".join(parts)
+    return f'<div class="{cls}">{mark}{escape(text)}</div>'
 
 
 class ReplyView:
@@ -92,7 +55,7 @@ class ReplyView:
         self.model = model
         self.insert_note = insert_note
         self.thinking = html_widget("")
-        self.answer = html_widget(reply_html("", model=model, footer="", done=False))
+        self.answer = html_widget(reply_html(model=model, text="", done=False))
         self.box = ipywidgets.VBox([self.thinking, self.answer])
         self.box.add_class("glm-reply")
         self.updates = 0
@@ -101,24 +64,24 @@ class ReplyView:
     def progress(self, builder: ReplyBuilder) -> None:
         """Show the reply so far (called at most every ``interval`` by the runner)."""
         text, reasoning = builder.text, builder.reasoning
-        n = builder.usage.completion_tokens if builder.usage else None
-        status = f"{self.model} · streaming… " + (f"{n} tokens" if n else f"{len(text):,} chars")
+        status = builder.status()
         with self._lock:
-            self.thinking.value = _thinking_html(reasoning, done=False)
-            self.answer.value = reply_html(text, model=self.model, footer=status, done=False)
+            self.thinking.value = thinking_html(reasoning, done=False)
+            self.answer.value = reply_html(model=self.model, text=text, footer=status, done=False)
             self.updates += 1
 
     def finish(self, reply: Reply, extra_footer: str = "") -> None:
         """The final state: whole text, code buttons, error line, footer."""
         footer = reply.footer() + (f" · {extra_footer}" if extra_footer else "")
         with self._lock:
-            self.thinking.value = _thinking_html(reply.reasoning, done=True)
+            self.thinking.value = thinking_html(reply.reasoning, done=True)
             self.answer.value = reply_html(
-                reply.text,
                 model=reply.model,
+                text=reply.text,
                 footer=footer,
-                error=reply.error,
+                error=reply.error or "",
                 done=True,
+                actions=True,
                 insert_note=self.insert_note,
             )
             self.updates += 1

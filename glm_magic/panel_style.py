@@ -9,26 +9,14 @@ theme's CodeMirror colours.
 
 from __future__ import annotations
 
-__all__ = ["CSS"]
+from .htmlrender import TOKEN_COLOURS
 
-#: Pygments token classes -> the notebook theme's CodeMirror colours (with fallbacks).
-_TOKEN_COLOURS = {
-    "k kc kd kn kp kr kt ow": "--jp-mirror-editor-keyword-color, #008000",
-    "s s1 s2 sa sb sc sd se sh si sr ss sx": "--jp-mirror-editor-string-color, #ba2121",
-    "m mb mf mh mi mo il": "--jp-mirror-editor-number-color, #080",
-    "c c1 ch cm cp cpf cs": "--jp-mirror-editor-comment-color, #408080",
-    "nb bp": "--jp-mirror-editor-builtin-color, #008000",
-    "nf fm": "--jp-mirror-editor-def-color, #00f",
-    "nc nn": "--jp-mirror-editor-def-color, #00f",
-    "o": "--jp-mirror-editor-operator-color, #aa22ff",
-    "nd": "--jp-mirror-editor-meta-color, #aa22ff",
-    "gd": "--jp-mirror-editor-error-color, #f00",
-}
+__all__ = ["CSS"]
 
 
 def _css() -> str:
     rules = []
-    for classes, colour in _TOKEN_COLOURS.items():
+    for classes, colour in TOKEN_COLOURS.items():
         selector = ",".join(f".glm-html .glm-pre .{c}" for c in classes.split())
         rules.append(f"{selector}{{color:var({colour})}}")
     return (

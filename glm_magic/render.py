@@ -1,11 +1,14 @@
-"""Streaming renderers: a throttled Markdown display handle for kernels, plain text for terminals.
+"""Streaming renderers: a throttled HTML display handle for kernels, plain text for terminals.
 
 The magic feeds a renderer the growing reply; the renderer decides when to
 show it. In a kernel every reply is one display (``display_id``) updated at
 most every :data:`MIN_INTERVAL` seconds, plus a guaranteed final update:
 per-token updates trip the Jupyter server's iopub rate limit (the final
 text is then dropped) and make browsers fall behind. Bundles carry
-``text/plain`` beside ``text/markdown`` and metadata with model and usage.
+``text/plain`` (exactly the model's text, with the footer) beside
+``text/html`` rendered by :mod:`glm_magic.htmlrender`, never the model's
+raw Markdown: JupyterLab renders a session's own outputs unsanitized, so a
+reply's ``<img onerror>`` would run there (see ``docs/ARCHITECTURE.md``).
 
 This module never imports httpx.
 """
@@ -16,6 +19,7 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from .htmlrender import REPLY_CSS, escape, reply_html
 from .markdown import join_code
 
 if TYPE_CHECKING:
@@ -23,10 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_INTERVAL",
-    "MarkdownDisplayRenderer",
+    "HtmlDisplayRenderer",
     "Renderer",
     "TerminalRenderer",
-    "compose_markdown",
+    "compose_html",
     "reply_bundle",
 ]
 
@@ -52,17 +56,6 @@ class Renderer(Protocol):
         """Show the final state (always called, also after errors and stops)."""
 
 
-def _reasoning_block(reasoning: str, *, done: bool) -> str:
-    label = "Thinking" if done else "Thinking…"
-    words = len(reasoning.split())
-    # <details> keeps the thinking collapsed and visibly apart from the answer;
-    # JupyterLab, Notebook 7, VS Code and nbconvert all render it.
-    return (
-        f"<details><summary><em>{label} ({words} words)</em></summary>\n\n"
-        f"{reasoning.strip()}\n\n</details>\n\n"
-    )
-
-
 def _as_format(text: str, fmt: str) -> str:
     if fmt == "code":
         code = join_code(text) if "```" in text or "~~~" in text else text
@@ -70,7 +63,7 @@ def _as_format(text: str, fmt: str) -> str:
     return text
 
 
-def compose_markdown(
+def compose_html(
     *,
     model: str,
     text: str,
@@ -80,20 +73,16 @@ def compose_markdown(
     done: bool,
     fmt: str = "markdown",
 ) -> str:
-    """The Markdown shown for a reply at one moment of its life."""
-    parts: list[str] = []
-    if reasoning:
-        parts.append(_reasoning_block(reasoning, done=done))
-    body = _as_format(text, fmt)
-    if body:
-        parts.append(body)
-    elif not done:
-        parts.append(f"⏳ *{model} is {'thinking' if reasoning else 'working'}…*")
-    if error:
-        parts.append(f"\n\n**⚠ {error}**")
-    if footer:
-        parts.append(f"\n\n<sub>{footer}</sub>")
-    return "".join(parts)
+    """The HTML output of a reply at one moment of its life (all of it escaped or rendered)."""
+    inner = reply_html(
+        model=model,
+        text=_as_format(text, fmt),
+        reasoning=reasoning,
+        footer=footer,
+        error=error,
+        done=done,
+    )
+    return f'{REPLY_CSS}<div class="glm-reply">{inner}</div>'
 
 
 def _plain(text: str, footer: str, error: str) -> str:
@@ -117,7 +106,7 @@ def reply_bundle(
     error = reply.error if show_error else ""
     data: dict[str, str] = {"text/plain": _plain(reply.text, footer, error)}
     if fmt != "text":
-        data["text/markdown"] = compose_markdown(
+        data["text/html"] = compose_html(
             model=reply.model,
             text=reply.text,
             reasoning=reply.reasoning,
@@ -148,7 +137,7 @@ def reply_bundle(
     return data, meta
 
 
-class MarkdownDisplayRenderer:
+class HtmlDisplayRenderer:
     """One display handle per reply, updated at most every ``interval`` seconds."""
 
     def __init__(self, model: str, *, fmt: str = "markdown", interval: float = MIN_INTERVAL):
@@ -164,9 +153,9 @@ class MarkdownDisplayRenderer:
         """Display the placeholder (model name and a waiting mark)."""
         from IPython.display import display
 
-        md = f"⏳ *{self.model} is working…*"
+        shown = f"<p><em>⏳ {escape(self.model)} is working…</em></p>"
         handle = display(
-            {"text/markdown": md, "text/plain": f"[{self.model} is working...]"},
+            {"text/html": shown, "text/plain": f"[{self.model} is working...]"},
             raw=True,
             display_id=True,
         )
@@ -184,9 +173,8 @@ class MarkdownDisplayRenderer:
 
     def _show_builder(self, builder: ReplyBuilder) -> None:
         text = builder.text
-        n = builder.usage.completion_tokens if builder.usage else None
-        status = f"{self.model} · streaming…" + (f" {n} tokens" if n else f" {len(text):,} chars")
-        md = compose_markdown(
+        status = builder.status()
+        shown = compose_html(
             model=self.model,
             text=text,
             reasoning=builder.reasoning,
@@ -196,7 +184,7 @@ class MarkdownDisplayRenderer:
         )
         data = {"text/plain": _plain(text, status, "")}
         if self.fmt != "text":
-            data["text/markdown"] = md
+            data["text/html"] = shown
         self._pending = None
         self._send(data)
 

@@ -4,7 +4,7 @@ A :class:`Reply` is what ``%%glm -o NAME`` stores and what the Python API
 returns, streamed or not: the answer (``.text``), the thinking kept apart
 (``.reasoning``), the fenced code joined (``.code``), token usage, the model,
 why it finished, the request id, time taken and estimated cost. It renders as
-Markdown in Jupyter and has a short plain ``repr``.
+safe HTML in Jupyter (:mod:`glm_magic.htmlrender`) and has a short plain ``repr``.
 """
 
 from __future__ import annotations
@@ -98,11 +98,20 @@ class Reply:
         status = "" if self.complete else f", incomplete: {self.error or self.finish_reason}"
         return f"<Reply {self.model} {len(self.text)} chars: {head!r}{more}{status}>"
 
-    def _repr_markdown_(self) -> str:
-        body = self.text or "*(empty reply)*"
-        if self.error:
-            body += f"\n\n**{self.error}**"
-        return f"{body}\n\n<sub>{self.footer()}</sub>"
+    def _repr_html_(self) -> str:
+        # HTML rendered from the text, never the model's raw Markdown: a notebook
+        # renders its own outputs unsanitized (see glm_magic.htmlrender).
+        from .htmlrender import REPLY_CSS, reply_html
+
+        inner = reply_html(
+            model=self.model,
+            text=self.text or "*(empty reply)*",
+            reasoning=self.reasoning,
+            footer=self.footer(),
+            error=self.error or "",
+            done=True,
+        )
+        return f'{REPLY_CSS}<div class="glm-reply">{inner}</div>'
 
 
 class ReplyBuilder:
@@ -161,6 +170,11 @@ class ReplyBuilder:
         if len(self._reasoning) > 1:
             self._reasoning[:] = ["".join(self._reasoning)]
         return self._reasoning[0] if self._reasoning else ""
+
+    def status(self) -> str:
+        """The one-line status shown while the reply streams (cell and panel alike)."""
+        n = self.usage.completion_tokens if self.usage else None
+        return f"{self.model} · streaming… " + (f"{n} tokens" if n else f"{self.chars:,} chars")
 
     def snapshot(self, error: str = "") -> Reply:
         """A :class:`Reply` holding everything received so far."""

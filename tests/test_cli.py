@@ -19,10 +19,10 @@ import pytest
 
 from glm_magic import __version__, cli
 from glm_magic.cli import main
-from glm_magic.cli_cells import without_code
 from glm_magic.cli_report import Console, stream_reply
 from glm_magic.client import ChatClient
 from glm_magic.config import resolve_settings
+from glm_magic.markdown import without_code
 from glm_magic.testing import EndpointServer
 
 CLI_KEY = "sk-clitest-FAKE-0123456789"

@@ -43,8 +43,8 @@ def test_quickstart_runs_and_keeps_the_streamed_replies(
         meta = out["metadata"]["glm_magic"]  # type: ignore[index]
         assert meta["complete"] is True
         data = out["data"]  # type: ignore[index]
-        assert "text/markdown" in data and "text/plain" in data
-        assert "working" not in data["text/markdown"]  # the final update was applied
+        assert "text/html" in data and "text/plain" in data
+        assert "working" not in data["text/html"]  # the final update was applied
     code_cell = next(c for c in nb.cells if "primes_reply.code" in c.source)  # type: ignore[attr-defined]
     printed = "".join(o.get("text", "") for o in code_cell.outputs)
     assert "def " in printed
@@ -59,7 +59,7 @@ def test_explain_and_fix_example_runs_with_scripted_replies(
     nb = execute(EXAMPLES / "explain-and-fix.ipynb", endpoint, monkeypatch)
     replies = glm_outputs(nb)
     assert len(replies) == 2
-    explain_md = replies[0]["data"]["text/markdown"]  # type: ignore[index]
+    explain_md = replies[0]["data"]["text/html"]  # type: ignore[index]
     assert "TypeError" in explain_md
     bodies = [r.body for r in endpoint.requests if r.path.endswith("/chat/completions")]
     explain_user = bodies[0]["messages"][-1]["content"]

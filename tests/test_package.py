@@ -67,7 +67,14 @@ def test_http_side_never_imports_ipython(module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["glm_magic.render", "glm_magic.markdown", "glm_magic.cells", "glm_magic.context"]
+    "module",
+    [
+        "glm_magic.render",
+        "glm_magic.markdown",
+        "glm_magic.htmlrender",
+        "glm_magic.cells",
+        "glm_magic.context",
+    ],
 )
 def test_rendering_side_never_imports_httpx(module: str) -> None:
     assert "httpx" not in imported_modules(module)
@@ -76,7 +83,10 @@ def test_rendering_side_never_imports_httpx(module: str) -> None:
 @pytest.mark.parametrize(
     ("module", "not_loaded"),
     [
-        ("glm_magic", ("httpx", "nbformat", "ipywidgets", "nbclient", "IPython")),
+        ("glm_magic", ("httpx", "nbformat", "ipywidgets", "nbclient", "IPython", "markdown_it")),
+        # Rendering modules load the Markdown parser and Pygments on the first reply only.
+        ("glm_magic.render", ("markdown_it", "mdit_py_plugins", "pygments")),
+        ("glm_magic.htmlrender", ("markdown_it", "mdit_py_plugins", "pygments", "httpx")),
         # The command line talks HTTP, but needs no IPython and reads notebooks only when run.
         ("glm_magic.cli", ("nbformat", "ipywidgets", "nbclient", "IPython")),
     ],

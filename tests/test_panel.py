@@ -1,4 +1,4 @@
-"""The panel's pure parts: Markdown to safe HTML, the pickers, totals, and the panel offline.
+"""The panel's pure parts: the pickers, totals, and the panel offline (HTML: test_htmlrender).
 
 The widget-level tests build real ipywidgets without a kernel (their comms are
 inert) and stream from the bundled endpoint in a background thread.
@@ -7,19 +7,14 @@ inert) and stream from the bundled endpoint in a background thread.
 from __future__ import annotations
 
 import html
-import re
 import threading
 import time
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from glm_magic.events import Usage
-from glm_magic.markdown import code_blocks, segments
 from glm_magic.models import model_info
-from glm_magic.panel_html import code_block_html, inline, render_markdown
 from glm_magic.panel_picker import (
     add_to_totals,
     context_budget,
@@ -32,101 +27,6 @@ from glm_magic.panel_picker import (
 )
 from glm_magic.reply import Reply
 from glm_magic.testing import EndpointServer
-
-# -- Markdown to HTML --------------------------------------------------------------------
-
-ALLOWED_TAGS = {
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "hr", "table",
-    "thead", "tbody", "tr", "th", "td", "strong", "em", "del", "code", "pre", "a", "span",
-    "div", "button",
-}  # fmt: skip
-
-
-def tags(out: str) -> set[str]:
-    return {t.lower() for t in re.findall(r"<\s*/?\s*([a-zA-Z][a-zA-Z0-9]*)", out)}
-
-
-def test_segments_agree_with_code_blocks() -> None:
-    text = "Intro\n\n```python\nx = 1\n```\nmiddle\n~~~\nraw\n~~~\n```js\nunclosed"
-    segs = segments(text)
-    assert [s.text for s in segs if s.is_code] == [b.code for b in code_blocks(text)]
-    assert [s.lang for s in segs if s.is_code] == ["python", "", "js"]
-    assert segs[-1].closed is False
-    assert "".join(s.text for s in segs if not s.is_code).count("middle") == 1
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("<>&\"' `*_~#-|[]()!:/=\nabcjs")), max_size=200))
-def test_model_text_never_becomes_markup(text: str) -> None:
-    out = render_markdown(text)
-    assert tags(out) <= ALLOWED_TAGS, out
-    assert not re.search(r"\son\w+\s*=", out), "no event handlers from model text"
-    assert "<script" not in out.lower()
-
-
-@pytest.mark.parametrize(
-    "evil",
-    [
-        "<script>alert(1)</script>",
-        '<img src=x onerror="alert(1)">',
-        "[click](javascript:alert(1))",
-        "[x](data:text/html,<b>hi</b>)",
-        '<a href="https://x" onclick="alert(1)">x</a>',
-        "```\n</code></pre><script>alert(1)</script>\n```",
-    ],
-)
-def test_raw_html_and_unsafe_links_are_shown_as_text(evil: str) -> None:
-    out = render_markdown(evil, actions=True)
-    before_handlers = out.split("onclick")[0]
-    assert "<script" not in out and "<img" not in out and "javascript:" not in before_handlers
-    assert 'href="javascript' not in out and 'href="data' not in out
-
-
-def test_markdown_features() -> None:
-    md = (
-        "# Title\n\nSome **bold**, *em*, `a < b` and ~~gone~~ with snake_case_name.\n\n"
-        "- one\n- two\n  - nested\n1. first\n2. second\n\n> quoted\n\n"
-        "| a | b |\n|---|--:|\n| 1 | 2 |\n\n[site](https://example.com/?a=1&b=2) "
-        "and https://example.org/x.\n\n---"
-    )
-    out = render_markdown(md)
-    assert "<h1>Title</h1>" in out
-    assert "<strong>bold</strong>" in out and "<em>em</em>" in out and "<del>gone</del>" in out
-    assert "<code>a &lt; b</code>" in out and "snake_case_name" in out
-    assert out.count("<ul>") == 2 and "<ol>" in out and "<li>nested</li>" in out
-    assert "<blockquote><p>quoted</p></blockquote>" in out
-    assert '<td style="text-align:right">2</td>' in out
-    assert 'href="https://example.com/?a=1&amp;b=2"' in out and 'rel="noopener noreferrer"' in out
-    assert 'href="https://example.org/x"' in out and "<hr>" in out
-
-
-def test_inline_code_is_not_markdown() -> None:
-    assert inline("`**not bold**`") == "<code>**not bold**</code>"
-    assert inline("a_b_c and *x*") == "a_b_c and <em>x</em>"
-
-
-def test_code_block_buttons_carry_the_exact_code() -> None:
-    code = "print(\"<hi> & 'bye'\")\n"
-    out = code_block_html(code, "python", actions=True, insert_note="Copied, not inserted.")
-    attr = re.search(r'data-code="([^"]*)"', out)
-    assert attr is not None and html.unescape(attr.group(1)) == code
-    assert "glm-copy" in out and "glm-insert" in out and "navigator.clipboard" in html.unescape(out)
-    assert 'data-insert-note="Copied, not inserted."' in out
-    plain = code_block_html(code, "python", actions=False)
-    assert "button" not in plain and "data-code" not in plain
-    assert 'class="k"' in render_markdown("```python\nimport os\n```") or "class=" in plain
-
-
-def test_streaming_render_has_no_buttons_and_final_has_them() -> None:
-    from glm_magic.panel_reply import reply_html
-
-    text = "Here:\n\n```python\nx = 1\n```\n"
-    streaming = reply_html(text, model="m", footer="m · streaming…", done=False)
-    final = reply_html(text, model="m", footer="m · 1 s", error="Stopped: by you", done=True)
-    assert "glm-copy" not in streaming and "glm-copy" in final
-    assert 'class="glm-error">⚠ Stopped: by you' in final
-    assert "working" in reply_html("", model="m", footer="", done=False)
-
 
 # -- pickers and totals -----------------------------------------------------------------
 

@@ -306,6 +306,7 @@ class EndpointServer:
         *,
         require_key: str | None = None,
         verbose: bool = False,
+        models: tuple[str, ...] = MODELS,
     ) -> None:
         if not token_delay >= 0:
             raise ValueError(f"token_delay must be >= 0, got {token_delay!r}")
@@ -315,6 +316,8 @@ class EndpointServer:
         self.tokens = tokens
         self.require_key = require_key
         self.verbose = verbose
+        #: The ids ``GET /models`` lists (a test may serve hostile ones).
+        self.models = tuple(models)
         self._log = _RequestLog()
         self._closing = threading.Event()
         self._connections: set[socket.socket] = set()

@@ -11,6 +11,8 @@ The reply is chosen from the *last* user message:
 * ``explain`` plus a traceback marker -> a Markdown "Root cause" explanation;
 * a request for code (``code``, ``write``, ``function``, ``plot``, ...) -> a
   short answer with one runnable, stdlib-only ``python`` block;
+* ``echo:`` at the very start -> the rest of the message, verbatim (tests
+  that need a reply to carry exact text, e.g. hostile HTML or prices);
 * anything else -> a friendly Markdown note saying this is the offline endpoint.
 
 Token accounting is deliberately crude: a "token" is a piece of at most
@@ -57,6 +59,7 @@ _KEY_ERROR = re.compile(r"KeyError: (['\"])(.*?)\1")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _STRING = re.compile(r"(['\"])([^'\"\\\n]+)\1")
 _MARK = "# fixed by the scripted endpoint"
+_ECHO = "echo:"
 _FOOTER = "_This is a scripted reply from the offline glm-magic test endpoint._"
 
 
@@ -90,7 +93,9 @@ def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def classify(question: str) -> str:
-    """Return the reply kind for *question*: ``fix``, ``explain``, ``code`` or ``chat``."""
+    """Return the reply kind: ``echo``, ``fix``, ``explain``, ``code`` or ``chat``."""
+    if question.startswith(_ECHO):
+        return "echo"
     has_traceback = _TRACEBACK.search(question) is not None
     if has_traceback and _FIX.search(question):
         return "fix"
@@ -105,6 +110,8 @@ def reply_for(messages: Sequence[Mapping[str, Any]]) -> str:
     """Return the scripted assistant reply for a conversation."""
     question = last_user_text(messages)
     kind = classify(question)
+    if kind == "echo":
+        return question[len(_ECHO) :].strip()
     if kind == "fix":
         return _fix_reply(question)
     if kind == "explain":
@@ -118,6 +125,8 @@ def reasoning_for(messages: Sequence[Mapping[str, Any]]) -> str:
     """Return the short scripted reasoning paragraph sent when thinking is on."""
     question = last_user_text(messages)
     kind = {"fix": "fix", "explain": "explanation", "code": "code", "chat": "chat"}
+    if classify(question) == "echo":
+        return question[len(_ECHO) :].strip()
     return (
         f"The user wrote: {_echo(question, 40)!r}. This endpoint is scripted, so I "
         f"will pick the canned {kind[classify(question)]} reply, keep it short, and "

@@ -21,7 +21,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 
-from . import MODELS, STREAM_FAULTS, Directives, ReplyPlan, invalid_request, scripts
+from . import STREAM_FAULTS, Directives, ReplyPlan, invalid_request, scripts
 
 if TYPE_CHECKING:
     from . import EndpointServer
@@ -278,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, _error(code, why))
             return "completed"
         if path.endswith("/models"):
-            data = [{"id": m, "object": "model", "owned_by": "z-ai"} for m in MODELS]
+            data = [{"id": m, "object": "model", "owned_by": "z-ai"} for m in owner.models]
             self._send_json(200, {"object": "list", "data": data})
             return "completed"
         problem = invalid_request(raw, body)

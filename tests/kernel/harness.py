@@ -47,8 +47,9 @@ class Execution:
         return str(self.final_bundle()["text/plain"]).rsplit("\n-- ", 1)[1]
 
     @property
-    def markdown(self) -> str:
-        return self.final_bundle().get("text/markdown", "")
+    def html(self) -> str:
+        """The final reply's HTML (the rendered Markdown, never the model's raw text)."""
+        return self.final_bundle().get("text/html", "")
 
     @property
     def stdout(self) -> str:

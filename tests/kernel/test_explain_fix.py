@@ -91,7 +91,7 @@ def test_explain_sends_source_traceback_and_defining_cells(
     assert failed.status == "error"
     ex = kernel.run("%glm explain")
     assert ex.status == "ok", ex.messages
-    assert "Root cause" in ex.markdown
+    assert "Root cause" in ex.html
     assert "NameError" in ex.stdout and "In [6]" in ex.stdout  # the one-line note
     body = fresh_endpoint.requests[-1].body
     system, user = body["messages"][0]["content"], body["messages"][-1]["content"]

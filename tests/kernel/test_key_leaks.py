@@ -81,7 +81,7 @@ def test_magics_in_a_kernel_never_show_the_key(keyed: EndpointServer, tmp_path: 
             "m = gm.current()\n"
             "s = m.settings()\n"
             "print(repr(m), repr(s), str(s), repr(s.api_key), repr(m.client(s)), repr(ok),"
-            " vars(s), ok._repr_markdown_())",
+            " vars(s), ok._repr_html_())",
             "import pickle; print(pickle.dumps(s))",
             "try:\n    glm_magic.ask('hi', model='glm-4.7+fault=401')\n"
             "except Exception as e:\n    print(repr(e), str(e), e.one_line())",

@@ -35,7 +35,7 @@ def test_cell_streams_into_one_display(kernel: Kernel, fresh_endpoint: EndpointS
     assert ex.status == "ok", ex.messages
     first = ex.of("display_data")
     assert len(first) == 1, "one display, then updates of it"
-    assert "working" in first[0]["content"]["data"]["text/markdown"]
+    assert "working" in first[0]["content"]["data"]["text/html"]
     display_id = first[0]["content"]["transient"]["display_id"]
     updates = ex.updates
     assert len(updates) >= 3, "intermediate text is shown before the reply ends"
@@ -44,14 +44,14 @@ def test_cell_streams_into_one_display(kernel: Kernel, fresh_endpoint: EndpointS
     texts = [u["content"]["data"]["text/plain"] for u in updates]
     assert "streaming" in texts[0]
     final = ex.final_bundle()
-    assert set(final) >= {"text/markdown", "text/plain"}
+    assert set(final) == {"text/html", "text/plain"}
     assert fresh_endpoint.wait_for_outcome(len(fresh_endpoint.requests) - 1) == "completed"
     meta = updates[-1]["content"]["metadata"]["glm_magic"]
     assert meta["model"] == "glm-4.7+delay=0.01"
     assert meta["usage"]["completion_tokens"] > 0
     assert meta["complete"] is True
     # The footer: model, tokens, time.
-    assert "glm-4.7" in final["text/markdown"] and " out" in final["text/markdown"]
+    assert "glm-4.7" in final["text/html"] and " out" in final["text/html"]
     assert " s" in final["text/plain"].splitlines()[-1]
 
 
@@ -64,7 +64,7 @@ def test_final_update_holds_the_whole_reply_same_as_non_stream(
     same = kernel.run("print(r1.text == r2.text, len(r1.text) > 50, r1.code == r2.code)")
     assert same.stdout.split() == ["True", "True", "True"]
     assert streamed.answer == plain.answer
-    assert "```python" in streamed.markdown
+    assert '<span class="glm-lang">python</span>' in streamed.html  # a highlighted block
     assert len(plain.updates) == 1  # no-stream: the placeholder, then the final update
 
 
@@ -97,8 +97,9 @@ def test_coalescing_bound_for_a_2000_token_reply(
 def test_thinking_is_shown_apart(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
     ex = kernel.run("%%glm --new --think -o thought\nhello")
     assert ex.status == "ok"
-    md = ex.markdown
-    assert md.startswith("<details>") and "Thinking" in md
+    shown = ex.html
+    assert '<details class="glm-thinking"><summary><em>Thinking (' in shown
+    assert shown.index("<details") < shown.index('<div class="glm-footer"')
     check = kernel.run("print(bool(thought.reasoning), thought.reasoning in thought.text)")
     assert check.stdout.split() == ["True", "False"]
     assert fresh_endpoint.requests[-1].body["thinking"] == {"type": "enabled"}
@@ -157,7 +158,7 @@ def test_reply_object(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
         "repr": "<Reply ",
     }
     result = ex.of("execute_result")[0]["content"]["data"]
-    assert "text/markdown" in result and "<Reply" in result["text/plain"]
+    assert "text/html" in result and "<Reply" in result["text/plain"]
 
 
 @pytest.mark.parametrize(
@@ -273,7 +274,9 @@ def test_key_from_hidden_prompt_is_never_echoed(endpoint: EndpointServer) -> Non
 def test_models_and_config_and_help(kernel: Kernel) -> None:
     ex = kernel.run("%glm models")
     md = ex.final_bundle()["text/markdown"]
-    assert "| glm-4.7 | 200K |" in md and "$0.60 / $2.20" in md
+    dollar = "<span>&#36;</span>"
+    assert "| glm-4.7 | 200K |" in md and f"{dollar}0.60 / {dollar}2.20" in md
+    assert "$" not in md.replace(dollar, "")  # no dollar JupyterLab could read as math
     cfg = kernel.run("%glm config")
     assert "base_url        http://127.0.0.1" in cfg.stdout
     assert FAKE_KEY not in cfg.everything()

@@ -326,7 +326,8 @@ def test_magic_streams_the_reply(kernel: Kernel) -> None:
     assert len(ex.of("display_data")) == 1, "one display, then updates of it"
     assert ex.updates, "the reply streamed into the display"
     assert ex.answer == REPLY.rstrip()
-    assert "def add(a, b):" in ex.markdown and "peer-ok" in ex.footer
+    assert "def add(a, b):" in ex.answer and 'class="glm-code"' in ex.html
+    assert "peer-ok" in ex.footer
     meta = ex.updates[-1]["content"]["metadata"]["glm_magic"]
     assert meta["complete"] is True and meta["finish_reason"] == "stop"
     check = kernel.run(
@@ -403,7 +404,7 @@ def test_magic_shows_glm_thinking_passed_on_by_the_proxy(kernel: Kernel) -> None
     # `thinking` field itself (see the next test).
     ex = kernel.run(f"%%glm --new -o thought -m {UPSTREAM_PREFIX}glm-4.7+think=1\nhello")
     assert ex.status == "ok", ex.messages
-    assert ex.markdown.startswith("<details>") and "Thinking" in ex.markdown
+    assert '<details class="glm-thinking"><summary><em>Thinking (' in ex.html
     check = kernel.run("print(bool(thought.reasoning), thought.reasoning in thought.text)")
     assert check.stdout.split() == ["True", "False"]
 
