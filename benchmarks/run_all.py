@@ -17,7 +17,13 @@ from pathlib import Path
 
 from _common import Table, machine_summary, package_versions
 
-BENCHMARKS = ("bench_load", "bench_kernel_stream", "bench_context", "bench_browser")
+BENCHMARKS = (
+    "bench_load",
+    "bench_kernel_stream",
+    "bench_context",
+    "bench_render",
+    "bench_browser",
+)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "Renderer",
     "TerminalRenderer",
     "compose_html",
+    "paced_interval",
     "reply_bundle",
 ]
 
@@ -38,6 +39,20 @@ __all__ = [
 MIN_INTERVAL = 0.12
 
 FORMATS = ("markdown", "text", "code")
+
+
+#: Rendering may take at most this share of a streaming reply's wall time.
+RENDER_SHARE = 0.1
+
+
+def paced_interval(interval: float, render_seconds: float) -> float:
+    """Seconds to wait before the next update, given what the last one cost to render.
+
+    A reply that is slow to render (very long, or built to be costly) is
+    re-rendered less often, so rendering never takes more than
+    :data:`RENDER_SHARE` of the time and the stream is never starved.
+    """
+    return max(interval, render_seconds * (1 - RENDER_SHARE) / RENDER_SHARE)
 
 
 class Renderer(Protocol):
@@ -147,6 +162,7 @@ class HtmlDisplayRenderer:
         self.updates = 0
         self._display_id: str | None = None
         self._last = 0.0
+        self._render_cost = 0.0  # seconds the last update took to build
         self._pending: ReplyBuilder | None = None
 
     def start(self) -> None:
@@ -172,6 +188,7 @@ class HtmlDisplayRenderer:
         self._last = time.monotonic()
 
     def _show_builder(self, builder: ReplyBuilder) -> None:
+        began = time.monotonic()
         text = builder.text
         status = builder.status()
         shown = compose_html(
@@ -186,13 +203,15 @@ class HtmlDisplayRenderer:
         if self.fmt != "text":
             data["text/html"] = shown
         self._pending = None
+        self._render_cost = time.monotonic() - began
         self._send(data)
 
     def _due(self, builder: ReplyBuilder) -> bool:
         # Every update resends the whole text, so long replies update less often:
         # bytes on iopub (and Markdown re-renders in the browser) stay about linear
         # in the reply's length instead of quadratic. 50K chars -> one update a second.
-        interval = max(self.interval, builder.chars / 50_000)
+        # And a reply that is costly to render is rendered less often (paced_interval).
+        interval = max(paced_interval(self.interval, self._render_cost), builder.chars / 50_000)
         return time.monotonic() - self._last >= interval
 
     def progress(self, builder: ReplyBuilder) -> None:

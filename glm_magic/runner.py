@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .errors import GlmError, StoppedError
 from .events import Event
+from .render import paced_interval
 from .reply import Reply, ReplyBuilder
 
 if TYPE_CHECKING:
@@ -166,13 +167,15 @@ class BackgroundRun:
         builder = ReplyBuilder(self._model)
         error: GlmError | None = None
         last = 0.0
+        wait = self._interval
         try:
             for event in self._stream:
                 builder.add(event)
                 now = time.monotonic()
-                if now - last >= self._interval:
+                if now - last >= wait:
                     self._on_update(builder)
-                    last = now
+                    last = time.monotonic()
+                    wait = paced_interval(self._interval, last - now)
         except GlmError as exc:
             error = exc
         except Exception as exc:

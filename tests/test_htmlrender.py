@@ -283,3 +283,20 @@ def test_pathological_input_renders_without_error(bad: str) -> None:
 @given(st.text(alphabet=st.sampled_from(list("> -*[](`$\\\n1.")), max_size=2000))
 def test_random_nesting_never_raises(text: str) -> None:
     assert_safe(render_html(text))
+
+
+# -- pacing by render cost ------------------------------------------------------------------
+
+
+def test_costly_renders_are_paced_to_a_tenth_of_the_time() -> None:
+    from glm_magic.render import RENDER_SHARE, HtmlDisplayRenderer, paced_interval
+    from glm_magic.reply import ReplyBuilder
+
+    assert paced_interval(0.12, 0.0) == 0.12
+    assert paced_interval(0.12, 0.5) == pytest.approx(0.5 * (1 - RENDER_SHARE) / RENDER_SHARE)
+    renderer = HtmlDisplayRenderer("m", interval=0.12)
+    renderer._last = 0.0
+    builder = ReplyBuilder("m")
+    assert renderer._due(builder)  # an hour after "the last update"
+    renderer._render_cost = 1e6  # a render that took "forever": the next one waits
+    assert not renderer._due(builder)
