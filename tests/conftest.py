@@ -11,6 +11,9 @@ from glm_magic.testing import EndpointServer, serve
 
 #: A recognisable fake key: tests assert it never shows up anywhere.
 FAKE_KEY = "sk-glmtest-FAKEKEY-0123456789abcdef"
+#: A key no pattern masker would catch (a local proxy's own key): only the configured-key
+#: masking can hide it, so a test with it fails when that masking breaks.
+PLAIN_KEY = "localproxy-Key-7f3a9c2e"
 
 
 @pytest.fixture(scope="session")

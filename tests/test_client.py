@@ -13,9 +13,9 @@ from glm_magic.client import ChatClient
 from glm_magic.config import Secret, Settings
 from glm_magic.errormap import map_http_error
 from glm_magic.events import Finish, ReasoningDelta, TextDelta, Usage
-from glm_magic.testing import EndpointServer
+from glm_magic.testing import EndpointServer, bearer_digest
 
-from .conftest import FAKE_KEY
+from .conftest import FAKE_KEY, PLAIN_KEY
 
 MESSAGES = [{"role": "user", "content": "Say hello to the notebook"}]
 
@@ -190,18 +190,44 @@ def test_not_retryable_kinds_are_not_retried(fresh_endpoint: EndpointServer) -> 
     assert len(fresh_endpoint.requests) == 1
 
 
-def test_retry_after_is_honoured(fresh_endpoint: EndpointServer) -> None:
+def test_a_retryable_fault_after_text_is_not_retried(fresh_endpoint: EndpointServer) -> None:
+    # A stall past the read timeout is retryable before the first byte; after text it must
+    # not be: a retry would send the request again and repeat the text already shown.
     s = settings_for(
-        fresh_endpoint, "glm-4.7+fault=429+fail_times=1+retry_after=0.4", retry_max_wait=5.0
+        fresh_endpoint, "glm-4.7+fault=stall+cut_after=3", read_timeout=0.5, max_retries=3
+    )
+    got: list[object] = []
+    with ChatClient(s) as client, pytest.raises(errors.TimeoutError) as info:
+        stream = client.stream(MESSAGES)
+        for ev in stream:
+            got.append(ev)
+    deltas = [e.text for e in got if isinstance(e, TextDelta)]
+    assert len(deltas) == 3, deltas  # the three pieces before the stall, once
+    assert info.value.retryable, "the fault is one that would be retried before any text"
+    assert info.value.partial is not None and info.value.partial.text == "".join(deltas)
+    assert stream.attempts == 1
+    assert len(fresh_endpoint.requests) == 1
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_retry_after_is_honoured(fresh_endpoint: EndpointServer, streaming: bool) -> None:
+    # 1.2 s is outside the fallback backoff of a first retry (0.25-0.5 s with this cap), so a
+    # client that ignored the header could not wait this long.
+    s = settings_for(
+        fresh_endpoint, "glm-4.7+fault=429+fail_times=1+retry_after=1.2", retry_max_wait=5.0
     )
     with ChatClient(s) as client:
-        stream = client.stream(MESSAGES)
         started = time.monotonic()
-        list(stream)
+        if streaming:
+            stream = client.stream(MESSAGES)
+            list(stream)
+            assert stream.attempts == 2
+        else:
+            assert client.complete(MESSAGES).complete
         waited = time.monotonic() - started
-    # The wait is at least what Retry-After asked (a lower bound, not a timing claim).
-    assert waited >= 0.4
-    assert stream.attempts == 2
+    # A lower bound the client guarantees (it sleeps at least that long), not a speed claim.
+    assert waited >= 1.2, waited
+    assert len(fresh_endpoint.requests) == 2
 
 
 def test_retry_after_is_capped(fresh_endpoint: EndpointServer) -> None:
@@ -255,18 +281,23 @@ def test_close_wakes_a_stalled_read(fresh_endpoint: EndpointServer) -> None:
     done = threading.Event()
     errs: list[BaseException] = []
 
+    stalled = threading.Event()
+
     def read() -> None:
         try:
-            list(stream)
+            for ev in stream:
+                if isinstance(ev, TextDelta) and len(stream.reply.text) == 3 * 4:
+                    stalled.set()  # the last piece before the stall: the next read blocks
         except BaseException as exc:
             errs.append(exc)
         done.set()
 
     threading.Thread(target=read, daemon=True).start()
-    time.sleep(0.3)
+    assert stalled.wait(10), "the three pieces before the stall arrived"
     stream.close()
     assert done.wait(5), "closing must wake a read blocked on a silent server"
     assert isinstance(errs[0], errors.StoppedError)
+    assert errs[0].partial is not None and len(errs[0].partial.text) == 3 * 4
     client.close()
 
 
@@ -298,11 +329,13 @@ def test_connect_error_is_one_line() -> None:
     assert "127.0.0.1" in info.value.one_line()
 
 
-def test_key_is_sent_but_never_shown(fresh_endpoint: EndpointServer) -> None:
-    s = settings_for(fresh_endpoint, "glm-4.7+fault=401", api_key=Secret(FAKE_KEY), max_retries=0)
+@pytest.mark.parametrize("key", [FAKE_KEY, PLAIN_KEY])
+def test_key_is_sent_but_never_shown(fresh_endpoint: EndpointServer, key: str) -> None:
+    s = settings_for(fresh_endpoint, "glm-4.7+fault=401", api_key=Secret(key), max_retries=0)
     with ChatClient(s) as client, pytest.raises(errors.AuthenticationError) as info:
         client.complete(MESSAGES)
     assert fresh_endpoint.requests[0].headers["authorization"] == "Bearer ***"
+    assert fresh_endpoint.requests[0].auth_digest == bearer_digest(key), "the exact key"
     for text in (
         str(info.value),
         repr(info.value),
@@ -311,7 +344,7 @@ def test_key_is_sent_but_never_shown(fresh_endpoint: EndpointServer) -> None:
         repr(s),
         repr(info.value.partial),
     ):
-        assert FAKE_KEY not in text
+        assert key not in text
 
 
 def test_server_echoing_the_key_is_redacted() -> None:

@@ -135,6 +135,12 @@ def test_glued_frames_are_resplit() -> None:
     assert [e for e in evs if isinstance(e, TextDelta)] == [TextDelta("A"), TextDelta("B")]
 
 
+def test_done_glued_to_the_last_frame_is_resplit() -> None:
+    usage = json.dumps({"choices": [], "usage": USAGE})
+    assert list(split_payload(f"{usage}data: [DONE]")) == [json.loads(usage), DONE]
+    assert list(split_payload(f"{usage}data:[DONE]")) == [json.loads(usage), DONE]
+
+
 def test_data_colon_inside_valid_json_is_not_split() -> None:
     c = chunk({"content": 'the line was data: {"x": 1}'})
     objs = decode_all(encode([c, DONE]))

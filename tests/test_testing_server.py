@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from glm_magic.testing import EndpointServer, serve
+from glm_magic.testing import EndpointServer, bearer_digest, serve
 from glm_magic.testing.__main__ import main
 from glm_magic.testing.scripts import filler_text, reply_for, split_tokens
 
@@ -270,12 +270,20 @@ def test_chat_path_without_v1_and_unknown_paths(client: httpx.Client) -> None:
 def test_keys_are_optional_and_masked_in_log(
     client: httpx.Client, endpoint: EndpointServer
 ) -> None:
-    assert chat(client, headers={"Authorization": "Bearer sk-secret-value"}).status_code == 200
-    assert endpoint.requests[0].headers["authorization"] == "Bearer ***"
+    key = "localproxy-Key-7f3a9c2e"
+    assert chat(client, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert chat(client).status_code == 200
+    first, anonymous = endpoint.requests
+    assert first.headers["authorization"] == "Bearer ***"
+    # The exact key can be checked through its digest, which never shows the key.
+    assert first.auth_digest == bearer_digest(key)
+    assert first.auth_digest != bearer_digest(key[:-1])
+    assert anonymous.auth_digest is None
     remote = client.get(client.base_url.copy_with(path="/_test/requests")).json()
     assert remote[0]["headers"]["authorization"] == "Bearer ***"
+    assert remote[0]["auth_digest"] == bearer_digest(key)
     assert remote[0]["outcome"] == "completed"
-    assert "sk-secret-value" not in json.dumps(remote)
+    assert key not in json.dumps(remote) and key[:12] not in json.dumps(remote)
     assert client.post(client.base_url.copy_with(path="/_test/reset")).json() == {"ok": True}
     assert endpoint.requests == []
 
@@ -423,6 +431,7 @@ def test_glued_frames_resplit(client: httpx.Client) -> None:
     full = chat(client).json()["choices"][0]["message"]["content"]
     text = stream_text(client, "glm-4.7+fault=glued")
     assert "}data: {" in text
+    assert text.endswith("}data: [DONE]\n\n"), text[-200:]  # [DONE] glued on too
     assert content(events(text)) == full
     assert payloads(text)[-1] == "[DONE]"
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import itertools
 import secrets
 import socket
@@ -66,6 +67,7 @@ __all__ = [
     "EndpointServer",
     "RecordedRequest",
     "ReplyPlan",
+    "bearer_digest",
     "invalid_request",
     "serve",
 ]
@@ -202,11 +204,21 @@ class ReplyPlan:
         }
 
 
+def bearer_digest(key: str) -> str:
+    """The SHA-256 (hex) of ``Bearer <key>``: what :attr:`RecordedRequest.auth_digest` holds.
+
+    Lets a test assert the exact key was sent without the key ever being logged.
+    """
+    return hashlib.sha256(f"Bearer {key}".encode()).hexdigest()
+
+
 @dataclass
 class RecordedRequest:
     """One request as the endpoint saw it, with credentials masked.
 
-    ``headers`` has lowercase names; ``authorization`` reads ``"Bearer ***"``.
+    ``headers`` has lowercase names; ``authorization`` reads ``"Bearer ***"``, and
+    ``auth_digest`` is the SHA-256 (hex) of the header's exact value (``None``
+    without one): compare it with :func:`bearer_digest`.
     ``outcome`` is ``"pending"`` while the reply is being written, then
     ``"completed"``, ``"client_closed"`` (the client left first), ``"fault"``
     (an injected fault fired) or ``"error"`` (a bug, or the server was closed
@@ -221,6 +233,7 @@ class RecordedRequest:
     chunks_sent: int = 0
     status: int | None = None
     request_id: str | None = None
+    auth_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a JSON-ready dict."""
@@ -236,8 +249,11 @@ class _RequestLog:
         self._failures: dict[str, int] = {}
         self._ids = itertools.count(1)
 
-    def open(self, method: str, path: str, headers: dict[str, str], body: Any) -> RecordedRequest:
-        record = RecordedRequest(method, path, headers, body)
+    def open(
+        self, method: str, path: str, headers: dict[str, str], body: Any, auth: str | None
+    ) -> RecordedRequest:
+        digest = hashlib.sha256(auth.encode()).hexdigest() if auth is not None else None
+        record = RecordedRequest(method, path, headers, body, auth_digest=digest)
         with self._cond:
             self._records.append(record)
         return record

@@ -237,7 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         log = self.owner._log
-        record = log.open(self.command, path, _masked(dict(self.headers.items())), body)
+        auth = self.headers.get("Authorization")
+        record = log.open(self.command, path, _masked(dict(self.headers.items())), body, auth)
         outcome = "error"
         try:
             outcome = self._route(path, raw, body)
@@ -397,12 +398,16 @@ class _Handler(BaseHTTPRequestHandler):
             out.frame(_chunk(gen, {"index": 0, "finish_reason": "tool_calls", "delta": delta}))
             finish["finish_reason"] = "tool_calls"
         usage = gen.usage(sent)
-        if d.usage == "finish":
-            out.frame(_chunk(gen, finish, usage=usage))
-        else:
-            out.frame(_chunk(gen, finish))
-            out.frame(_dumps({**gen.envelope(), "choices": [], "usage": usage}))
+        last = [_chunk(gen, finish, usage=usage)] if d.usage == "finish" else [_chunk(gen, finish)]
+        if d.usage != "finish":
+            last.append(_dumps({**gen.envelope(), "choices": [], "usage": usage}))
+        for payload in last[:-1]:
+            out.frame(payload)
+        # Glued streams end in "{...}data: [DONE]": the last JSON frame waits for it.
+        out.flush()
+        out.frame(last[-1])
         if fault != "no_done":
-            out.frame("[DONE]", glue=False)
+            out.frame("[DONE]")
+        out.flush()
         out.end()
         return "fault" if fault else "completed"
