@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,31 @@ def test_coalescing_bound_for_a_2000_token_reply(
     )
     assert int(reply.stdout.strip()) == 2000 * 4
     assert len(ex.answer) >= 2000 * 4 - 1  # text/plain drops trailing whitespace
+
+
+def test_long_replies_update_less_often(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
+    # Every update resends the whole text, so the gap before the next one grows with the text
+    # (one update a second at 50K chars). Checked on the kernel's own message times: a lower
+    # bound on each gap, which a slow machine only makes easier to meet.
+    ex = kernel.run("%%glm --new -m glm-4.7+tokens=4000+delay=0.0015\nlong please", timeout=180)
+    assert ex.status == "ok", ex.messages
+    from datetime import datetime
+
+    def at(msg: dict[str, Any]) -> float:
+        date = msg["header"]["date"]
+        return (
+            date if isinstance(date, datetime) else datetime.fromisoformat(str(date))
+        ).timestamp()
+
+    streaming = ex.updates[:-1]  # the last one is the final update, sent whatever the time
+    assert len(streaming) >= 3, len(streaming)
+    sizes = [len(u["content"]["data"]["text/plain"]) for u in streaming]
+    assert sizes[-1] > 8_000, sizes  # long enough that the slow-down decides the gaps
+    for before, after, size in zip(streaming[:-1], streaming[1:], sizes[:-1], strict=True):
+        # The status line adds under 100 characters to the reply's own text.
+        wanted = max(0.12, (size - 100) / 50_000)
+        gap = at(after) - at(before)
+        assert gap >= wanted - 0.01, f"{gap:.3f} s after an update of {size} characters"
 
 
 def test_thinking_is_shown_apart(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
