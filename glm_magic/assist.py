@@ -154,6 +154,8 @@ class AssistPrompt:
     user: str
     related: list[int]
     notes: list[str]
+    #: The failure's one-line summary with secrets masked, for notes and history.
+    summary: str = ""
 
     def messages(self) -> list[dict[str, str]]:
         """The chat messages: system, then the user prompt."""
@@ -177,6 +179,7 @@ def build_assist_prompt(
     """
     if kind not in ("explain", "fix"):
         raise ValueError(f"kind must be 'explain' or 'fix', not {kind!r}")
+    secrets = list(secrets)
     system = EXPLAIN_SYSTEM if kind == "explain" else FIX_SYSTEM
     budget = info.context_window - info.reply_reserve(reserve)
     ask = (
@@ -212,7 +215,10 @@ def build_assist_prompt(
         user = masked.text
         if masked.count:
             notes.append(f"{masked.count} secret{'s' if masked.count > 1 else ''} masked")
-    return AssistPrompt(system=system, user=user, related=related, notes=notes)
+    # The summary is shown and remembered even when masking is off for what is sent:
+    # an error message can quote a secret (the configured key among them).
+    summary = mask_secrets(failure.summary, secrets).text
+    return AssistPrompt(system, user, related, notes, summary)
 
 
 def describe(prompt: AssistPrompt, failure: Failure) -> str:
@@ -223,7 +229,7 @@ def describe(prompt: AssistPrompt, failure: Failure) -> str:
         if prompt.related
         else ""
     )
-    return f"{failure.summary} in {failure.label}{extra}"
+    return f"{prompt.summary or failure.summary} in {failure.label}{extra}"
 
 
 def related_sources(cells: Mapping[int, str], numbers: Sequence[int]) -> dict[int, str]:

@@ -130,7 +130,7 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
     return magics.run_messages(
         prompt.messages(),
         settings,
-        remember_as=f"{verb} the failure in {failure.label}: {failure.summary}",
+        remember_as=f"{verb} the failure in {failure.label}: {prompt.summary}",
         out=opts.out,
         insert=kind == "fix" and not opts.no_insert,
         notes=notes,

@@ -36,7 +36,10 @@ def cells_for(
     # The model's text is stored as Markdown cells: rewritten so raw HTML shows as
     # text and amounts never become math; our own words are escaped whole.
     text = safe_markdown(text)
-    summary = escape_text(failure.summary)
+    summary = failure.summary
+    if key:  # the error message can quote the key (a cell printed it)
+        summary = summary.replace(key, "***")
+    summary = escape_text(summary)
     footer = escape_text(footer)
     follows = (
         f"_{failure.label} may fail only because In [{item.follows}] failed first._\n\n"

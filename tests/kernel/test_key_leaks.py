@@ -20,8 +20,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from glm_magic.testing import EndpointServer, serve
+from glm_magic.testing import EndpointServer, bearer_digest, serve
 
+from ..conftest import PLAIN_KEY
 from .harness import Execution, Kernel, kernel_env
 
 pytestmark = pytest.mark.kernel
@@ -179,3 +180,100 @@ def test_public_objects_never_show_the_key(keyed: EndpointServer) -> None:
     seen += records
     for i, text in enumerate(seen):
         assert_clean(text, f"public object #{i}")
+
+
+@pytest.fixture(scope="module")
+def plain_keyed() -> Iterator[EndpointServer]:
+    server = serve(port=0, require_key=PLAIN_KEY)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def assert_sent_masked(server: EndpointServer, where: str, *words: str) -> None:
+    """Every chat request since the last reset carried the exact key and no copy of it."""
+    chats = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    assert chats, f"{where}: nothing was sent"
+    for request in chats:
+        assert request.auth_digest == bearer_digest(PLAIN_KEY), f"{where}: not the exact key"
+        body = json.dumps(request.body)
+        assert PLAIN_KEY not in body, f"{where}: the configured key reached the endpoint"
+        assert PLAIN_KEY[10:] not in body, f"{where}: part of the key reached the endpoint"
+    sent = json.dumps([r.body for r in chats])
+    for word in words:  # the masked text really was part of what was sent
+        assert word in sent, f"{where}: {word!r} was not sent"
+    server.reset()
+
+
+def test_a_key_no_pattern_matches_is_masked_on_every_path(
+    plain_keyed: EndpointServer, tmp_path: Path
+) -> None:
+    # "localproxy-Key-7f3a9c2e" looks like no known key format: only masking the configured
+    # key hides it. The cell output and the traceback both carry it.
+    k = Kernel(kernel_env(plain_keyed.base_url, RUNAPI_KEY=PLAIN_KEY))
+    try:
+        assert k.run("%load_ext glm_magic\n%glm buttons on").status == "ok"
+        assert k.run("import os\nKEY_COPY = os.environ['RUNAPI_KEY']").status == "ok"
+        shown = k.run("print('the key is', KEY_COPY)")
+        assert PLAIN_KEY in shown.stdout  # the user printed it: it is in the notebook
+        failing = k.run("raise ValueError('rejected ' + KEY_COPY)")
+        assert failing.status == "error" and PLAIN_KEY in json.dumps(failing.error)
+        plain_keyed.reset()
+        runs: dict[str, Execution] = {}
+        for spec, word in [("notebook", "the key is"), ("error", "rejected"), ("vars", "KEY")]:
+            where = f"--context {spec}"
+            cell = f"%%glm --context {spec if spec != 'vars' else 'vars:KEY_COPY'}\nsum up"
+            runs[where] = run = k.run(cell)
+            assert run.status == "ok", (where, run.messages)
+            assert_sent_masked(plain_keyed, where, word)
+        for command in ("explain", "fix"):
+            run = k.run(f"%glm {command}")
+            assert run.status == "ok", run.messages
+            runs[command] = run
+            assert_sent_masked(plain_keyed, f"%glm {command}", "ValueError: rejected")
+        panel = k.run(
+            "%glm panel -m glm-4.7 --context notebook\n"
+            "_glm_panel.send('what happened?'); _glm_panel.wait(30)"
+        )
+        assert panel.status == "ok", panel.messages
+        runs["panel"] = panel
+        assert_sent_masked(plain_keyed, "the panel", "the key is", "rejected")
+        count = failing.reply["content"]["execution_count"]
+        for kind in ("explain", "fix"):
+            button = k.run(
+                f"import glm_magic.buttons as b\nrow = b.rows[{count}]\n"
+                f"assert row.start({kind!r})\nrow.wait(30)"
+            )
+            done = k.run("print(row.reply is not None and row.reply.complete)").stdout
+            assert button.status == "ok" and done.strip() == "True", (button.error, done)
+            runs[f"{kind} button"] = button
+            assert_sent_masked(plain_keyed, f"the {kind} button", "ValueError: rejected")
+    finally:
+        k.shutdown()
+    for where, run in runs.items():
+        assert PLAIN_KEY not in run.everything(), f"the key leaked into the output of {where}"
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("import os\nprint('the key is', os.environ['RUNAPI_KEY'])"),
+        nbformat.v4.new_code_cell("raise ValueError('rejected ' + os.environ['RUNAPI_KEY'])"),
+    ]
+    path = tmp_path / "keyed.ipynb"
+    nbformat.write(nb, path)
+    env = {**kernel_env(plain_keyed.base_url, RUNAPI_KEY=PLAIN_KEY), "GLM_MODEL": "glm-4.7"}
+    for command in ("explain", "fix"):
+        out = tmp_path / f"{command}.ipynb"
+        proc = subprocess.run(
+            [sys.executable, "-m", "glm_magic.cli", command, str(path), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert_sent_masked(plain_keyed, f"glm-magic {command}", "ValueError: rejected")
+        assert PLAIN_KEY not in out.read_text(), f"glm-magic {command} saved the key"
+        # What the CLI prints (the failing cell's error line) is issue 15's to mask.
