@@ -7,10 +7,12 @@ bundled endpoint over loopback. Each test starts one or two kernels (~1-2 s).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,16 +149,35 @@ def test_without_code_keeps_prose_and_other_languages() -> None:
 
 def test_streaming_status_is_throttled_on_a_tty(fresh_endpoint: EndpointServer) -> None:
     settings = resolve_settings(
-        base_url=fresh_endpoint.base_url, model="glm-4.7+tokens=40+delay=0.02"
+        base_url=fresh_endpoint.base_url, model="glm-4.7+tokens=60+delay=0.02"
     )
     messages = [{"role": "user", "content": "hi"}]
-    tty_err, plain_err = io.StringIO(), io.StringIO()
+
+    class Timed(io.StringIO):
+        """Notes when each status line was written."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.at: list[tuple[float, str]] = []
+
+        def write(self, text: str) -> int:
+            self.at.append((time.monotonic(), text))
+            return super().write(text)
+
+    tty_err, plain_err = Timed(), io.StringIO()
     with ChatClient(settings) as client:
         reply = stream_reply(client, messages, "In [1] explain", Console(err=tty_err, tty=True))
         stream_reply(client, messages, "In [1] explain", Console(err=plain_err, tty=False))
-    assert len(reply.text) == 160
+    assert len(reply.text) == 240
     written = tty_err.getvalue()
-    assert 2 <= written.count("\r") <= 12, written  # ~0.8 s at most 4/s, plus first and clear
+    counts = [t for t, text in tty_err.at if " tokens, " in text]
+    # The stream lasts at least 60 x 0.02 s, so the count is shown more than once.
+    assert len(counts) >= 2, written
+    # Throttled to 4 a second: consecutive counts are at least 0.25 s apart (a lower bound the
+    # console guarantees; a slow machine only spreads them further), so never one per token.
+    gaps = [b - a for a, b in itertools.pairwise(counts)]
+    assert all(gap >= 0.25 - 0.01 for gap in gaps), gaps
+    assert written.startswith("\rIn [1] explain: waiting for the first token")
     assert "In [1] explain: " in written and " tokens, " in written
     assert written.endswith("\r\x1b[K")  # the status line is erased at the end
     assert plain_err.getvalue() == ""  # not a terminal: the caller prints one final line

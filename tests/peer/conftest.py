@@ -8,10 +8,12 @@ except under CI (``CI=true``), where that is a failure: CI must not pass by skip
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+import httpx
 import pytest
 
 from glm_magic.testing import EndpointServer, serve
@@ -79,29 +81,78 @@ def _revive_a_crashed_proxy() -> None:
             server.restart()
 
 
+#: Crash skips allowed in one run; past this the failures stand and the run fails.
+MAX_CRASH_SKIPS = 3
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS)
+_crash_skips: list[str] = []
+
+
+def _connection_error_to(server: Proxy, error: BaseException | None) -> bool:
+    """Whether ``error`` (or one it was raised from) is a failed connection to ``server``."""
+    from glm_magic import errors
+
+    address = f"127.0.0.1:{server.port}"
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, httpx.TransportError):
+            try:
+                port = error.request.url.port
+            except RuntimeError:  # no request attached
+                port = None
+            if port == server.port:
+                return True
+        dropped = isinstance(error, errors.StreamBrokenError) and "dropped" in str(error)
+        if (isinstance(error, errors.ConnectError) or dropped) and address in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Report a test during which the LiteLLM proxy crashed as skipped, saying so.
+    """Report a test as skipped only when LiteLLM's proxy segfaulted under it, saying so.
 
     The proxy is third-party code; it segfaulted (signal 11) once in many suite runs here. That
-    says nothing about our client, so the test is reported as skipped with the reason, loudly,
-    instead of failing the run; the next test gets a restarted proxy. A proxy that exits
-    without a signal, or a failure while it keeps running, still fails.
+    says nothing about our client, so such a test is reported as skipped with the reason,
+    loudly, and the next test gets a restarted proxy. All three must hold:
+
+    - the proxy died of SIGSEGV or SIGBUS (a SIGTERM, a SIGKILL or a plain exit still fails);
+    - the test failed with a connection error to the proxy's own address (our
+      ``ConnectError``/dropped ``StreamBrokenError`` naming it, or an httpx transport error to
+      its port): any other failure, an assertion included, stands;
+    - fewer than ``MAX_CRASH_SKIPS`` such skips happened in this run: past the cap the failure
+      stands and the run fails, since a proxy that keeps crashing hides real failures.
     """
     outcome = yield
     report = outcome.get_result()
     if report.when != "call" or not report.failed:
         return
-    crashed = [s for s in _RUNNING if s.crashed()]
-    if crashed:
-        code = crashed[0].process.returncode
+    error = call.excinfo.value if call.excinfo is not None else None
+    for server in _RUNNING:
+        code = server.process.poll()
+        if code is None or -code not in _CRASH_SIGNALS:
+            continue
+        if not _connection_error_to(server, error):
+            continue
+        name = signal.Signals(-code).name
+        if len(_crash_skips) >= MAX_CRASH_SKIPS:
+            report.longrepr = (
+                f"{report.longrepr}\n\nLiteLLM's proxy crashed ({name}) again: more than "
+                f"{MAX_CRASH_SKIPS} crashes this run ({', '.join(_crash_skips)}), so this failure "
+                "is not skipped"
+            )
+            return
+        _crash_skips.append(item.name)
         report.outcome = "skipped"
         report.longrepr = (
             str(item.path),
             item.location[1] or 0,
-            f"LiteLLM's proxy crashed (signal {-code}) during this test: a third-party crash, "
-            "not a client failure; the proxy is restarted for the next test",
+            f"LiteLLM's proxy crashed ({name}) during this test, which failed connecting to it: "
+            "a third-party crash, not a client failure; the proxy is restarted for the next test "
+            f"(crash skip {len(_crash_skips)} of at most {MAX_CRASH_SKIPS})",
         )
+        return
 
 
 @pytest.fixture
