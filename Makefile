@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine (Python 3 + pip + make):
 #   make demo   - create .venv, install, run examples/notebooks/quickstart.ipynb headlessly
 #   make test   - create .venv, install everything the tests need, run the whole suite
+#   make mutate - plant known bugs one at a time and check the tests catch each
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glm-magic-installed
 
-.PHONY: demo test bench lint typecheck venv clean
+.PHONY: demo test bench lint typecheck venv clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# Plants a curated list of bugs one at a time and checks the tests catch each (a few minutes).
+mutate: $(STAMP)
+	$(PY) scripts/mutate.py
 
 clean:
 	rm -rf $(VENV) .peer-venv build test-artifacts .pytest_cache .mypy_cache .ruff_cache

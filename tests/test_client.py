@@ -301,6 +301,35 @@ def test_close_wakes_a_stalled_read(fresh_endpoint: EndpointServer) -> None:
     client.close()
 
 
+def test_close_before_the_response_headers_is_immediate(fresh_endpoint: EndpointServer) -> None:
+    # Some proxies send no status line before the first token: close() must then shut the
+    # socket itself, as there is no response to close yet.
+    s = settings_for(fresh_endpoint, "glm-4.7+first_byte_delay=60", read_timeout=120)
+    client = ChatClient(s)
+    stream = client.stream(MESSAGES)
+    done = threading.Event()
+    errs: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(stream)
+        except BaseException as exc:
+            errs.append(exc)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not fresh_endpoint.requests:  # the request is in: the client waits for the headers
+        assert time.monotonic() < deadline, "the request never arrived"
+        time.sleep(0.01)
+    stream.close()
+    # Generous: a close that waited for the headers would take the whole minute.
+    assert done.wait(20), "closing must wake a read waiting for the response headers"
+    assert isinstance(errs[0], errors.StoppedError)
+    assert fresh_endpoint.wait_for_outcome(0, timeout=10) == "client_closed"
+    client.close()
+
+
 def test_read_timeout_keeps_partial(fresh_endpoint: EndpointServer) -> None:
     s = settings_for(fresh_endpoint, "glm-4.7+fault=stall+cut_after=3", read_timeout=0.5)
     with ChatClient(s) as client, pytest.raises(errors.TimeoutError) as info:
@@ -347,10 +376,12 @@ def test_key_is_sent_but_never_shown(fresh_endpoint: EndpointServer, key: str) -
         assert key not in text
 
 
-def test_server_echoing_the_key_is_redacted() -> None:
-    body = '{"error": {"code": "1000", "message": "bad key ' + FAKE_KEY + '"}}'
-    err = map_http_error(401, body, {}, model="m", key_env="RUNAPI_KEY", secret=FAKE_KEY)
-    assert FAKE_KEY not in err.one_line()
+@pytest.mark.parametrize("key", [FAKE_KEY, PLAIN_KEY])
+def test_server_echoing_the_key_is_redacted(key: str) -> None:
+    body = '{"error": {"code": "1000", "message": "bad key ' + key + '"}}'
+    err = map_http_error(401, body, {}, model="m", key_env="RUNAPI_KEY", secret=key)
+    assert key not in err.one_line() and key not in err.server_message
+    assert "bad key ***" in err.one_line()
     assert isinstance(err, errors.AuthenticationError)
 
 

@@ -287,9 +287,17 @@ class NotebookPage:
             time.sleep(0.1)
         raise TimeoutError(f"cell did not finish: prompt {prompt.inner_text()!r}")
 
-    def save(self) -> None:
+    def save(self, timeout: float = 30) -> None:
+        """Save with Ctrl+S and wait until the file on disk has changed (its mtime moves)."""
+        path = self.server.root / self.name
+        before = path.stat().st_mtime_ns if path.exists() else None
         self.page.keyboard.press("Control+s")
-        time.sleep(0.5)
+        deadline = time.monotonic() + timeout
+        while not path.exists() or path.stat().st_mtime_ns == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} was not saved within {timeout} s")
+            time.sleep(0.05)
+        # The server writes to a temporary file and renames it, so a changed file is complete.
 
     def shot(self, name: str, locator: Any = None) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)

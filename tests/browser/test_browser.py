@@ -109,7 +109,8 @@ def test_panel_streams_stops_and_copies(
     panel.locator("button.glm-stop").click()
     poll(lambda: "Stopped" in reply.inner_text(), timeout=10)
     stopped_text = reply.inner_text()
-    time.sleep(1.0)
+    # Send is enabled again once the reply's thread has ended: nothing can arrive after that.
+    poll(lambda: not panel.locator("button.glm-send").is_disabled(), timeout=10)
     assert reply.inner_text() == stopped_text, "nothing arrives after Stop"
     assert "Lor" in stopped_text, "the partial text stays"
     chat = [

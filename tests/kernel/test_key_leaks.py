@@ -214,24 +214,28 @@ def test_a_key_no_pattern_matches_is_masked_on_every_path(
     k = Kernel(kernel_env(plain_keyed.base_url, RUNAPI_KEY=PLAIN_KEY))
     try:
         assert k.run("%load_ext glm_magic\n%glm buttons on").status == "ok"
-        assert k.run("import os\nKEY_COPY = os.environ['RUNAPI_KEY']").status == "ok"
-        shown = k.run("print('the key is', KEY_COPY)")
+        assert k.run("import os\nlabel = os.environ['RUNAPI_KEY']").status == "ok"
+        shown = k.run("print('the key is', label)")
         assert PLAIN_KEY in shown.stdout  # the user printed it: it is in the notebook
-        failing = k.run("raise ValueError('rejected ' + KEY_COPY)")
+        failing = k.run("raise ValueError('rejected ' + label)")
         assert failing.status == "error" and PLAIN_KEY in json.dumps(failing.error)
         plain_keyed.reset()
         runs: dict[str, Execution] = {}
-        for spec, word in [("notebook", "the key is"), ("error", "rejected"), ("vars", "KEY")]:
+        for spec, word in [("notebook", "the key is"), ("error", "rejected"), ("vars", "label")]:
             where = f"--context {spec}"
-            cell = f"%%glm --context {spec if spec != 'vars' else 'vars:KEY_COPY'}\nsum up"
+            cell = f"%%glm --context {spec if spec != 'vars' else 'vars:label'}\nsum up"
             runs[where] = run = k.run(cell)
             assert run.status == "ok", (where, run.messages)
             assert_sent_masked(plain_keyed, where, word)
-        for command in ("explain", "fix"):
+        for command, word in [
+            ("explain", "ValueError: rejected"),
+            ("fix", "ValueError: rejected"),
+            ("explain -c vars:label", "More context the user selected"),
+        ]:
             run = k.run(f"%glm {command}")
             assert run.status == "ok", run.messages
             runs[command] = run
-            assert_sent_masked(plain_keyed, f"%glm {command}", "ValueError: rejected")
+            assert_sent_masked(plain_keyed, f"%glm {command}", word, "label")
         panel = k.run(
             "%glm panel -m glm-4.7 --context notebook\n"
             "_glm_panel.send('what happened?'); _glm_panel.wait(30)"

@@ -1,0 +1,321 @@
+"""A curated mutation check: plant known bugs one at a time and see the tests catch each.
+
+Run with ``make mutate`` (not part of ``make test``; a few minutes). The package and the
+tests are copied to a temporary folder; each mutation replaces one exact piece of source
+there, runs the tests that should fail on it (real kernels included: they import the copy,
+which comes first on ``PYTHONPATH``), and puts the source back. It prints each mutation as
+``caught`` or ``SURVIVED``, and exits non-zero when one survived or when a pattern is no
+longer found: a mutation whose code moved must be updated, never silently skipped.
+
+Usage: ``python scripts/mutate.py [-k WORD] [--list]`` (``-k`` keeps the mutations whose
+name contains WORD).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["MUTATIONS", "Mutation", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What the copy needs: the package, the tests, and what tests read (examples, config).
+COPIED = ("glm_magic", "tests", "examples", "pyproject.toml")
+KEY_LEAKS = "tests/kernel/test_key_leaks.py::test_a_key_no_pattern_matches_is_masked_on_every_path"
+CLIENT = "tests/test_client.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One planted bug: in ``path``, ``old`` (found exactly once) becomes ``new``."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # -- the rows of issue 17's table ----------------------------------------------------------
+    Mutation(
+        "retry after text: the before-the-first-byte guard removed",
+        "glm_magic/client.py",
+        "received = self._builder.chars or self._builder.first_token_at is not None",
+        "received = False",
+        (f"{CLIENT}::test_a_retryable_fault_after_text_is_not_retried",),
+    ),
+    Mutation(
+        "configured key not masked in %%glm --context",
+        "glm_magic/magics.py",
+        "secrets=[settings.key_to_mask()],",
+        "secrets=[],",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked in %glm explain/fix",
+        "glm_magic/assist_commands.py",
+        "secrets=[key],\n        reserve=settings.max_tokens,",
+        "secrets=[],\n        reserve=settings.max_tokens,",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked in %glm explain/fix -c",
+        "glm_magic/assist_commands.py",
+        "secrets=[key],\n        current_count=",
+        "secrets=[],\n        current_count=",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked in the explain/fix note",
+        "glm_magic/assist.py",
+        "summary = mask_secrets(failure.summary, secrets).text",
+        "summary = failure.summary",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked in the panel",
+        "glm_magic/panel_app.py",
+        "return [settings.key_to_mask()]",
+        "return []",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked by the Explain/Fix buttons",
+        "glm_magic/buttons.py",
+        "secrets=[key],",
+        "secrets=[],",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked in the CLI's prompts",
+        "glm_magic/cli.py",
+        "info, secrets=[key])",
+        "info, secrets=[])",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "configured key not masked in the CLI's saved outputs",
+        "glm_magic/cli_cells.py",
+        'return value.replace(key, "***"), value.count(key)',
+        "return value, 0",
+        (KEY_LEAKS,),
+    ),
+    Mutation(
+        "Retry-After ignored by the backoff",
+        "glm_magic/client.py",
+        'retry_after = getattr(error, "retry_after", None)',
+        "retry_after = None",
+        (f"{CLIENT}::test_retry_after_is_honoured",),
+    ),
+    Mutation(
+        "Retry-After header not read",
+        "glm_magic/errormap.py",
+        "wait = retry_after(headers)",
+        "wait = None",
+        (f"{CLIENT}::test_retry_after_is_honoured",),
+    ),
+    Mutation(
+        "set_next_input called twice on %glm fix",
+        "glm_magic/cells.py",
+        "    shell.set_next_input(code_cell_source(code, reply.model), replace=False)\n",
+        "    shell.set_next_input(code_cell_source(code, reply.model), replace=False)\n" * 2,
+        ("tests/kernel/test_explain_fix.py::test_fix_streams_and_inserts_exactly_one_cell",),
+    ),
+    Mutation(
+        "the insertion note printed twice on %glm fix",
+        "glm_magic/cells.py",
+        '        print("ⓘ the code will appear as a new cell below when this cell finishes")\n',
+        '        print("ⓘ the code will appear as a new cell below when this cell finishes")\n' * 2,
+        ("tests/kernel/test_explain_fix.py::test_fix_streams_and_inserts_exactly_one_cell",),
+    ),
+    Mutation(
+        "the long-reply slow-down of display updates removed",
+        "glm_magic/render.py",
+        "interval = max(self.interval, builder.chars / 50_000)",
+        "interval = self.interval",
+        ("tests/kernel/test_magic.py::test_long_replies_update_less_often",),
+    ),
+    Mutation(
+        "glued frames ending in {...}data: [DONE] no longer split",
+        "glm_magic/sse.py",
+        r'_GLUE = re.compile(r"data:\s*(?=\{|\[DONE\])")',
+        r'_GLUE = re.compile(r"data:\s*(?=\{)")',
+        (
+            "tests/test_sse.py::test_done_glued_to_the_last_frame_is_resplit",
+            f"{CLIENT}::test_quirky_streams_still_succeed",
+        ),
+    ),
+    Mutation(
+        "a wrong Bearer value sent",
+        "glm_magic/client.py",
+        'headers["Authorization"] = f"Bearer {key.reveal()}"',
+        'headers["Authorization"] = f"Bearer {key.reveal()[:-1]}"',
+        (f"{CLIENT}::test_key_is_sent_but_never_shown",),
+    ),
+    # -- others worth guarding -----------------------------------------------------------------
+    Mutation(
+        "retries not bounded by max_retries",
+        "glm_magic/client.py",
+        "if not error.retryable or attempt > settings.max_retries:",
+        "if not error.retryable or attempt > settings.max_retries + 1:",
+        (f"{CLIENT}::test_retries_are_bounded",),
+    ),
+    Mutation(
+        "kinds that are not retryable retried",
+        "glm_magic/client.py",
+        "if not error.retryable or attempt > settings.max_retries:",
+        "if attempt > settings.max_retries:",
+        (f"{CLIENT}::test_not_retryable_kinds_are_not_retried",),
+    ),
+    Mutation(
+        "close() no longer shuts the socket of a blocked read",
+        "glm_magic/client.py",
+        "        if sock is not None:\n            _shutdown(sock)\n        if response is None:",
+        "        if response is None:",
+        (f"{CLIENT}::test_close_before_the_response_headers_is_immediate",),
+    ),
+    Mutation(
+        "a stream without finish_reason or [DONE] taken as complete",
+        "glm_magic/client.py",
+        "if not done and builder.finish_reason is None:",
+        "if False:",
+        (f"{CLIENT}::test_stream_faults_keep_the_partial_text",),
+    ),
+    Mutation(
+        "an error echoing the configured key not redacted",
+        "glm_magic/errors.py",
+        'text = text.replace(secret, "***")',
+        "text = text",
+        (f"{CLIENT}::test_server_echoing_the_key_is_redacted",),
+    ),
+    Mutation(
+        "the CLI's status line not throttled",
+        "glm_magic/cli_report.py",
+        "if not force and now - self._last < STATUS_INTERVAL:",
+        "if False:",
+        ("tests/test_cli.py::test_streaming_status_is_throttled_on_a_tty",),
+    ),
+    Mutation(
+        "the panel updates on every token",
+        "glm_magic/runner.py",
+        "if now - last >= self._interval:",
+        "if True:",
+        (
+            "tests/kernel/test_panel_kernel.py"
+            "::test_reply_streams_in_the_background_with_coalesced_updates",
+        ),
+    ),
+    Mutation(
+        "%%glm display updates on every token",
+        "glm_magic/render.py",
+        "return time.monotonic() - self._last >= interval",
+        "return True",
+        ("tests/kernel/test_magic.py::test_coalescing_bound_for_a_2000_token_reply",),
+    ),
+    Mutation(
+        "the endpoint's Authorization digest not recorded",
+        "glm_magic/testing/__init__.py",
+        "digest = hashlib.sha256(auth.encode()).hexdigest() if auth is not None else None",
+        "digest = None",
+        ("tests/test_testing_server.py::test_keys_are_optional_and_masked_in_log",),
+    ),
+)
+
+
+def _copy(dest: Path) -> None:
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+
+
+def _pytest(copy: Path, tests: tuple[str, ...], env: dict[str, str]) -> tuple[bool, str]:
+    """Run ``tests`` in the copy; return (all passed, the output's tail)."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, check=False)
+    return proc.returncode == 0, (proc.stdout + proc.stderr)[-1500:]
+
+
+def _check_patterns(copy: Path, mutations: list[Mutation]) -> list[str]:
+    problems = []
+    for m in mutations:
+        found = (copy / m.path).read_text().count(m.old)
+        if found != 1:
+            problems.append(
+                f"{m.name}: pattern found {found} times in {m.path} (expected once): {m.old!r}"
+            )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Apply each mutation to a temporary copy, run its tests, report; 0 when all are caught."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="only mutations whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if args.k.lower() in m.name.lower()]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}  [{m.path}]")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="glm-mutate-") as tmp:
+        copy = Path(tmp)
+        _copy(copy)
+        problems = _check_patterns(copy, chosen)
+        if problems:
+            print("mutate: patterns no longer found; update scripts/mutate.py:", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 2
+        env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+        where = subprocess.run(
+            [sys.executable, "-c", "import glm_magic; print(glm_magic.__file__)"],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(where).is_relative_to(copy):
+            print(f"mutate: the copy is not the package imported ({where})", file=sys.stderr)
+            return 2
+        # The chosen tests must pass unmutated, or a "caught" would mean nothing.
+        every = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        ok, tail = _pytest(copy, every, env)
+        if not ok:
+            print(f"mutate: the tests fail without any mutation:\n{tail}", file=sys.stderr)
+            return 2
+        survived = []
+        started = time.monotonic()
+        for m in chosen:
+            target = copy / m.path
+            original = target.read_text()
+            target.write_text(original.replace(m.old, m.new, 1))
+            began = time.monotonic()
+            try:
+                passed, tail = _pytest(copy, m.tests, env)
+            finally:
+                target.write_text(original)
+            took = time.monotonic() - began
+            print(f"{'SURVIVED' if passed else 'caught  '}  {m.name}  ({took:.0f} s)", flush=True)
+            if passed:
+                survived.append(m.name)
+        total = time.monotonic() - started
+        print(f"\n{len(chosen) - len(survived)} of {len(chosen)} mutations caught in {total:.0f} s")
+        for name in survived:
+            print(f"  survived: {name}")
+        return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
