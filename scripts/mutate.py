@@ -4,8 +4,9 @@ Run with ``make mutate`` (not part of ``make test``; a few minutes). The package
 tests are copied to a temporary folder; each mutation replaces one exact piece of source
 there, runs the tests that should fail on it (real kernels included: they import the copy,
 which comes first on ``PYTHONPATH``), and puts the source back. It prints each mutation as
-``caught`` or ``SURVIVED``, and exits non-zero when one survived or when a pattern is no
-longer found: a mutation whose code moved must be updated, never silently skipped.
+``caught`` (a test failed), ``SURVIVED`` (all passed) or ``ERROR`` (the run broke before
+any verdict), and exits non-zero unless every one was caught, or when a pattern is no longer
+found: a mutation whose code moved must be updated, never silently skipped.
 
 Usage: ``python scripts/mutate.py [-k WORD] [--list]`` (``-k`` keeps the mutations whose
 name contains WORD).
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("glm_magic", "tests", "examples", "pyproject.toml")
 KEY_LEAKS = "tests/kernel/test_key_leaks.py::test_a_key_no_pattern_matches_is_masked_on_every_path"
 CLIENT = "tests/test_client.py"
+CRASH_HOOK = "tests/peer/test_crash_hook.py"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/kernel/test_magic.py::test_coalescing_bound_for_a_2000_token_reply",),
     ),
     Mutation(
+        "the peer crash hook skips a proxy killed by any signal",
+        "tests/peer/conftest.py",
+        "if code is None or -code not in _CRASH_SIGNALS:",
+        "if code is None or code >= 0:",
+        (CRASH_HOOK,),
+    ),
+    Mutation(
+        "the peer crash hook skips any failure, not only a connection error to the proxy",
+        "tests/peer/conftest.py",
+        "        if not _connection_error_to(server, error):\n            continue\n",
+        "",
+        (CRASH_HOOK,),
+    ),
+    Mutation(
+        "the peer crash hook skips without a cap",
+        "tests/peer/conftest.py",
+        "if len(_crash_skips) >= MAX_CRASH_SKIPS:",
+        "if False:",
+        (CRASH_HOOK,),
+    ),
+    Mutation(
         "the endpoint's Authorization digest not recorded",
         "glm_magic/testing/__init__.py",
         "digest = hashlib.sha256(auth.encode()).hexdigest() if auth is not None else None",
@@ -239,11 +262,15 @@ def _copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def _pytest(copy: Path, tests: tuple[str, ...], env: dict[str, str]) -> tuple[bool, str]:
-    """Run ``tests`` in the copy; return (all passed, the output's tail)."""
+def _pytest(copy: Path, tests: tuple[str, ...], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``tests`` in the copy; return pytest's exit code and the output's tail.
+
+    0 is all passed, 1 is a test failed; anything else (collection error, no test found)
+    means the run says nothing about the mutation.
+    """
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, check=False)
-    return proc.returncode == 0, (proc.stdout + proc.stderr)[-1500:]
+    return proc.returncode, (proc.stdout + proc.stderr)[-1500:]
 
 
 def _check_patterns(copy: Path, mutations: list[Mutation]) -> list[str]:
@@ -291,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         # The chosen tests must pass unmutated, or a "caught" would mean nothing.
         every = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-        ok, tail = _pytest(copy, every, env)
-        if not ok:
+        code, tail = _pytest(copy, every, env)
+        if code != 0:
             print(f"mutate: the tests fail without any mutation:\n{tail}", file=sys.stderr)
             return 2
-        survived = []
+        survived: list[str] = []
+        broken: list[str] = []
         started = time.monotonic()
         for m in chosen:
             target = copy / m.path
@@ -303,18 +331,25 @@ def main(argv: list[str] | None = None) -> int:
             target.write_text(original.replace(m.old, m.new, 1))
             began = time.monotonic()
             try:
-                passed, tail = _pytest(copy, m.tests, env)
+                code, tail = _pytest(copy, m.tests, env)
             finally:
                 target.write_text(original)
             took = time.monotonic() - began
-            print(f"{'SURVIVED' if passed else 'caught  '}  {m.name}  ({took:.0f} s)", flush=True)
-            if passed:
+            verdict = {0: "SURVIVED", 1: "caught  "}.get(code, "ERROR   ")
+            print(f"{verdict}  {m.name}  ({took:.0f} s)", flush=True)
+            if code == 0:
                 survived.append(m.name)
+            elif code != 1:  # not a test failure: the mutation broke the run itself
+                broken.append(m.name)
+                print(tail, flush=True)
         total = time.monotonic() - started
-        print(f"\n{len(chosen) - len(survived)} of {len(chosen)} mutations caught in {total:.0f} s")
+        caught = len(chosen) - len(survived) - len(broken)
+        print(f"\n{caught} of {len(chosen)} mutations caught in {total:.0f} s")
         for name in survived:
             print(f"  survived: {name}")
-        return 1 if survived else 0
+        for name in broken:
+            print(f"  error (no test verdict): {name}")
+        return 1 if survived or broken else 0
 
 
 if __name__ == "__main__":
