@@ -161,7 +161,8 @@ def test_stream_faults_keep_the_partial_text(
     assert partial is not None
     assert partial.text.startswith(streamed) or streamed.startswith(partial.text)
     assert partial.error and not partial.complete
-    # Nothing is retried once text has arrived: exactly one request was made.
+    # One request. None of these faults is retryable anyway: the promise that a retryable
+    # one is not retried after text is test_a_retryable_fault_after_text_is_not_retried's.
     assert len(fresh_endpoint.requests) == 1
 
 

@@ -4,6 +4,10 @@
 fault the endpoint can script is seen twice: direct, and after LiteLLM has passed it on. Each
 case says whether the two must match; where LiteLLM loses information no client could get back,
 the case states what comes out instead (so a LiteLLM upgrade that changes it is noticed).
+
+This compares our client with itself through two paths, so a bug common to both passes here:
+it is not coverage of the client's behaviour. The absolute checks live in ``tests/test_client.py``
+(and ``scripts/mutate.py`` checks that they catch planted bugs).
 """
 
 from __future__ import annotations
