@@ -141,8 +141,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "the long-reply slow-down of display updates removed",
         "glm_magic/render.py",
-        "interval = max(self.interval, builder.chars / 50_000)",
-        "interval = self.interval",
+        "interval = max(paced_interval(self.interval, self._render_cost), builder.chars / 50_000)",
+        "interval = paced_interval(self.interval, self._render_cost)",
         ("tests/kernel/test_magic.py::test_long_replies_update_less_often",),
     ),
     Mutation(
@@ -208,7 +208,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "the panel updates on every token",
         "glm_magic/runner.py",
-        "if now - last >= self._interval:",
+        "if now - last >= wait:",
         "if True:",
         (
             "tests/kernel/test_panel_kernel.py"
