@@ -85,10 +85,16 @@ _TOKEN_PATTERNS = re.compile(
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Return ``text`` with every given secret and every token-like string masked."""
+    """Return ``text`` with every given secret and every token-like string masked.
+
+    A secret is found in any letter case, and so is any run of 12 or more of
+    its characters (a server may echo a key upper-cased or cut short).
+    """
+    from .masking_shapes import mask_key
+
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if secret:
+            text = mask_key(text, secret)[0]
     return _TOKEN_PATTERNS.sub("***", text)
 
 
