@@ -69,7 +69,7 @@ def _options(name: str, rest: list[str]) -> argparse.Namespace:
 
 
 def _add_context(
-    magics: GlmMagics, prompt: AssistPrompt, spec: list[str], settings: Settings, key: str | None
+    magics: GlmMagics, prompt: AssistPrompt, spec: list[str], settings: Settings
 ) -> list[str]:
     """Append the user's ``--context`` to an explain/fix prompt, within the window."""
     from .context import build_context, parse_spec
@@ -90,7 +90,7 @@ def _add_context(
         parsed,
         budget_tokens=max(info.context_window - reserve - used - 64, 0),
         mask=magics.mask_secrets,
-        secrets=[key],
+        secrets=settings.keys_to_mask(),
         current_count=getattr(magics.shell, "execution_count", None),
     )
     if block.text:
@@ -107,23 +107,24 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
     if opts.out is not None and not opts.out.isidentifier():
         raise UsageError(f"-o needs a Python name, not {opts.out!r}")
     settings = magics.settings(model=opts.model)
-    key = settings.key_to_mask()
     prompt = build_assist_prompt(
         kind,
         failure,
         raw_cells(magics.shell),
         model_info(settings.model),
         mask=magics.mask_secrets,
-        secrets=[key],
+        secrets=settings.keys_to_mask(),
         reserve=settings.max_tokens,
     )
     extra: list[str] = []
     if opts.context:
-        extra = _add_context(magics, prompt, opts.context, settings, key)
+        extra = _add_context(magics, prompt, opts.context, settings)
     if opts.dry_run:
+        from .config import without_keys
         from .context import dry_run_report
 
-        print(dry_run_report(prompt.messages(), model_info(settings.model), max_output=None))
+        messages = without_keys(prompt.messages(), settings)
+        print(dry_run_report(messages, model_info(settings.model), max_output=None))
         return None
     notes = [f"{kind}: {describe(prompt, failure)}", *prompt.notes, *extra]
     verb = "Explain" if kind == "explain" else "Fix"

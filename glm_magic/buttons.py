@@ -124,14 +124,13 @@ class FailureButtons:
 
             self.output.children = (html_widget(status_html(_one_line(exc), error=True)),)
             return False
-        key = settings.key_to_mask()
         prompt = build_assist_prompt(
             kind,
             failure,
             raw_cells(self.magics.shell),
             model_info(settings.model),
             mask=bool(getattr(self.magics, "mask_secrets", True)),
-            secrets=[key],
+            secrets=settings.keys_to_mask(),
             reserve=settings.max_tokens,
         )
         where = failure.execution_count

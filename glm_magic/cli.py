@@ -40,7 +40,7 @@ from .cli_cells import cells_for, insert_planned, mask_outputs
 from .cli_exec import CellFailure, Executed, ExecutionFailed, execute_notebook
 from .cli_report import Console, Totals, stream_reply
 from .client import ChatClient
-from .config import Settings, resolve_settings
+from .config import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV, Settings, resolve_settings
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -84,7 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # -h, --version and usage errors: report, do not exit
         return exc.code if isinstance(exc.code, int) else (ERROR if exc.code else OK)
-    console = Console()
+    # Everything printed is masked, the key variables' values included: a cell's error,
+    # a reply or a failing fix may hold the key (the notebook's kernel inherits it).
+    key_env = getattr(args, "key_env", None) or DEFAULT_KEY_ENV
+    console = Console(secrets=Settings(api_key_env=key_env).keys_to_mask())
     if args.command is None:
         parser.print_help(sys.stderr)
         return ERROR
@@ -117,7 +120,7 @@ def _assist(args: argparse.Namespace, console: Console) -> int:
     # Everything that can be refused without running anything is checked first:
     # settings and key (no network), then where the result would go.
     settings = _settings(args)
-    key = settings.key_to_mask()
+    console.add_secrets(settings.keys_to_mask())
     source = Path(args.notebook)
     target = _target(args, source, "explained" if kind == "explain" else "fixed")
     loaded = read_notebook(source)
@@ -129,7 +132,11 @@ def _assist(args: argparse.Namespace, console: Console) -> int:
     if target is None:
         _ensure_unchanged(loaded)  # before paying for replies that could not be written
 
-    planned, problems, fatal = _ask_all(kind, executed, settings, key, args, console)
+    from .safety import key_warnings
+
+    for warning in key_warnings(settings):
+        console.note(f"glm-magic: warning: {warning}")
+    planned, problems, fatal = _ask_all(kind, executed, settings, args, console)
     if not planned:
         if fatal is not None:
             raise fatal
@@ -137,10 +144,12 @@ def _assist(args: argparse.Namespace, console: Console) -> int:
         return FAILED
 
     loaded.nb = executed.nb  # keep the outputs; same LoadedNotebook, so in-place stays checked
-    masked = mask_outputs(loaded.nb, key)
+    masked = mask_outputs(loaded.nb, settings.keys_to_mask())
     if masked:
         console.note(f"masked the API key in {masked} place{'s' if masked > 1 else ''} of outputs")
     fixed = insert_planned(loaded, planned, settings.model)
+    if target is not None:
+        _refuse_symlink(target)  # checked again: a link may have appeared while it ran
     written = write_notebook(loaded, target, overwrite=args.force)
     count = sum(len(cells) for _, cells in planned)
     console.result(f"wrote {written} ({count} cell{'s' if count > 1 else ''} inserted)")
@@ -160,7 +169,6 @@ def _ask_all(
     kind: str,
     executed: Executed,
     settings: Settings,
-    key: str | None,
     args: argparse.Namespace,
     console: Console,
 ) -> tuple[Planned, int, GlmError | None]:
@@ -183,7 +191,9 @@ def _ask_all(
                 console.note(f"{item.failure.label}: skipped (--max-fixes {args.max_fixes})")
                 problems += 1
                 continue
-            prompt = build_assist_prompt(kind, item.failure, executed.cells, info, secrets=[key])
+            prompt = build_assist_prompt(
+                kind, item.failure, executed.cells, info, secrets=settings.keys_to_mask()
+            )
             console.note(f"{label}: asking {settings.model} about {describe(prompt, item.failure)}")
             if prompt.notes:  # secrets masked, cells left out to fit the window
                 console.note(f"{label}: " + "; ".join(prompt.notes))
@@ -202,7 +212,7 @@ def _ask_all(
             console.note(f"{label}: {reply.footer()}")
             if args.show:
                 console.result(f"--- {item.failure.label} ---\n{reply.text.rstrip()}\n")
-            cells = cells_for(kind, item, reply.text, reply.code, reply.footer(), settings, key)
+            cells = cells_for(kind, item, reply.text, reply.code, reply.footer(), settings)
             if kind == "fix" and cells[-1].cell_type != "code":
                 console.note(f"{label}: the reply had no code block; only the diagnosis inserted")
                 problems += 1
@@ -244,6 +254,7 @@ def _target(args: argparse.Namespace, source: Path, suffix: str) -> Path | None:
     target = Path(args.output) if args.output else _default_output(source, suffix)
     if _same_file(target, source):
         raise CliError(f"{target} is the input notebook; pass --in-place to rewrite it")
+    _refuse_symlink(target)
     if target.exists() and not args.force:
         raise CliError(f"{target} already exists; pass --force to replace it, or -o OTHER.ipynb")
     if not target.parent.is_dir():
@@ -251,13 +262,43 @@ def _target(args: argparse.Namespace, source: Path, suffix: str) -> Path | None:
     return target
 
 
-def _execute(nb: Any, path: Path, args: argparse.Namespace, console: Console) -> Executed:
+def _refuse_symlink(target: Path) -> None:
+    """Refuse an output path that is a symlink (even a dangling one): it writes elsewhere."""
+    if target.is_symlink():
+        raise CliError(
+            f"{target} is a symbolic link (to {os.readlink(target)}); refusing to write "
+            "through it. Remove it, or pass -o OTHER.ipynb"
+        )
+
+
+def _verify_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment for the verifying kernel: no key variables, no ``GLM_*`` settings.
+
+    The fixed cells are code a model wrote; they run unsandboxed, but at least
+    without the API key in reach.
+    """
+    hidden = {DEFAULT_KEY_ENV, FALLBACK_KEY_ENV, getattr(args, "key_env", None) or ""}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in hidden and not name.startswith("GLM_")
+    }
+
+
+def _execute(
+    nb: Any,
+    path: Path,
+    args: argparse.Namespace,
+    console: Console,
+    env: dict[str, str] | None = None,
+) -> Executed:
     console.note(f"running {path} in a {args.kernel} kernel...")
     executed = execute_notebook(
         nb,
         folder=path.resolve().parent,
         timeout=args.timeout,
         kernel=args.kernel,
+        env=env,
         on_cell=lambda done, total: console.status(f"running cell {done}/{total}"),
     )
     failed = len(executed.failures)
@@ -301,8 +342,8 @@ def _verify(
 ) -> bool:
     """Run the written notebook again; report per fix whether its cell ran cleanly."""
     loaded = read_notebook(written)
-    console.note("verifying the fixes:")
-    executed = _execute(copy.deepcopy(loaded.nb), written, args, console)
+    console.note("verifying the fixes (model-written code, run without the API key):")
+    executed = _execute(copy.deepcopy(loaded.nb), written, args, console, env=_verify_env(args))
     all_good = True
     for item, pos in fixed:
         cell = executed.nb.cells[pos]

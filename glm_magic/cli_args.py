@@ -26,6 +26,12 @@ The key is read from ${DEFAULT_KEY_ENV} (or the variable named by --key-env), th
 $GLM_API_KEY; a loopback endpoint needs none. $GLM_MODEL and $GLM_BASE_URL set
 the defaults of --model and --base-url.
 
+security: the key is sent only to the base URL. Prompts, printed lines and the
+written notebook's outputs have the key and other secrets masked. `fix --verify`
+RUNS CODE THE MODEL WROTE, UNSANDBOXED, with your user's rights (files, network);
+its kernel gets no key variables and no GLM_* settings, nothing more. Read the
+fixed cells first, or run --verify only in a throwaway container.
+
 exit status: 0 all failing cells handled (run: none failed); 1 some cell failed
 (run), a request failed or was skipped, or a verified fix still fails; 2 usage,
 configuration, notebook or API error.
@@ -122,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument(
         "--verify",
         action="store_true",
-        help="run the written notebook again and report which fixed cells now run",
+        help="run the written notebook again and report which fixed cells now run. "
+        "This executes code the model wrote, unsandboxed, with your rights (files, "
+        "network); only the key variables and GLM_* settings are withheld from it",
     )
     return parser

@@ -10,11 +10,13 @@ the environment that holds it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .cli_exec import CellFailure
 from .config import Settings
 from .markdown import escape_text, safe_markdown, without_code
+from .masking import mask_key
 from .notebook import LoadedNotebook, NewCell, insert_cells
 
 __all__ = ["cells_for", "insert_planned", "mask_outputs"]
@@ -27,11 +29,11 @@ def cells_for(
     code: str,
     footer: str,
     settings: Settings,
-    key: str | None,
 ) -> list[NewCell]:
     """The cells to insert below a failing cell for one reply."""
-    if key:  # the prompt was masked, but a proxy or a model could still echo it
-        text, code = text.replace(key, "***"), code.replace(key, "***")
+    # The prompt was masked, but a proxy or a model could still echo the key.
+    redact = settings.redactor()
+    text, code = redact(text), redact(code)
     failure = item.failure
     # The model's text is stored as Markdown cells: rewritten so raw HTML shows as
     # text and amounts never become math; our own words are escaped whole.
@@ -66,29 +68,37 @@ def cells_for(
     return cells
 
 
-def _mask_value(value: Any, key: str) -> tuple[Any, int]:
+def _mask_value(value: Any, keys: Sequence[str]) -> tuple[Any, int]:
     if isinstance(value, str):
-        return value.replace(key, "***"), value.count(key)
+        total = 0
+        for key in keys:
+            value, n = mask_key(value, key)
+            total += n
+        return value, total
     total = 0
     if isinstance(value, list):
         for i, item in enumerate(value):
-            value[i], n = _mask_value(item, key)
+            value[i], n = _mask_value(item, keys)
             total += n
     elif isinstance(value, dict):
         for k in list(value):
-            value[k], n = _mask_value(value[k], key)
+            value[k], n = _mask_value(value[k], keys)
             total += n
     return value, total
 
 
-def mask_outputs(nb: Any, key: str | None) -> int:
-    """Mask the API key wherever a cell printed it (the kernel inherits our environment)."""
-    if not key or len(key) < 8:  # a short "key" would mask ordinary text
+def mask_outputs(nb: Any, keys: Sequence[str | None]) -> int:
+    """Mask the API keys wherever a cell printed them (the kernel inherits our environment).
+
+    Each key is found in any case and as any 12+ character run of it.
+    """
+    usable = [k for k in keys if k and len(k) >= 8]  # a short "key" would mask ordinary text
+    if not usable:
         return 0
     total = 0
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
-            _, n = _mask_value(cell.get("outputs", []), key)
+            _, n = _mask_value(cell.get("outputs", []), usable)
             total += n
     return total
 

@@ -137,10 +137,12 @@ def execute_notebook(
     timeout: int,
     kernel: str = "python3",
     on_cell: Callable[[int, int], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Executed:
     """Run every cell of ``nb`` (modified in place) in a fresh kernel; collect failures.
 
     ``on_cell(done, total)`` is called as code cells start, for progress.
+    ``env`` is the kernel's whole environment (default: this process's).
     Raises :class:`ExecutionFailed` with a one-line message (plus the tail of
     the kernel's own log when it died) when the notebook cannot be run.
     """
@@ -189,7 +191,10 @@ def execute_notebook(
     # progress lines; keep it aside and show its tail only if the kernel dies.
     with tempfile.TemporaryFile() as kernel_log:
         try:
-            client.execute(stderr=kernel_log)
+            if env is None:
+                client.execute(stderr=kernel_log)
+            else:
+                client.execute(stderr=kernel_log, env=env)
         except NoSuchKernel:
             raise ExecutionFailed(
                 f"no Jupyter kernel named {kernel!r}; install one (pip install ipykernel) "

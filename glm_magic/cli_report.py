@@ -6,17 +6,22 @@ cost lines, totals and errors go to stderr. On a terminal the line of a
 streaming reply is rewritten in place with ``\r`` at most four times a
 second; anywhere else (a log file, CI) only its final line is printed, so
 logs do not fill up with partial counts.
+
+Everything printed is masked first, as context is (:func:`~glm_magic.masking.mask_secrets`
+with the key variables' values): a cell's error, a reply or a failed fix can
+hold the key, since the notebook's kernel inherits the environment.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .client import ChatClient
+from .config import Secret
 from .events import ReasoningDelta, TextDelta
 from .reply import Reply
 
@@ -30,8 +35,14 @@ class Console:
     """Where the command line writes: results to ``out``, progress to ``err``."""
 
     def __init__(
-        self, out: TextIO | None = None, err: TextIO | None = None, *, tty: bool | None = None
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
+        self._secrets = [Secret(s) for s in secrets]
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         if tty is None:
@@ -41,15 +52,28 @@ class Console:
         self._status = False
         self._last = 0.0
 
+    def __repr__(self) -> str:
+        return f"<Console tty={self.tty}>"
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Mask these values too in everything printed from now on."""
+        self._secrets += [Secret(s) for s in secrets]
+
+    def clean(self, text: str) -> str:
+        """``text`` as it may be printed: secrets and the key masked."""
+        from .masking import mask_secrets
+
+        return mask_secrets(text, [s.reveal() for s in self._secrets]).text
+
     def result(self, text: str) -> None:
-        """Print a result line (stdout)."""
+        """Print a result line (stdout), masked."""
         self.clear_status()
-        print(text, file=self.out, flush=True)
+        print(self.clean(text), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        """Print a progress or summary line (stderr)."""
+        """Print a progress or summary line (stderr), masked."""
         self.clear_status()
-        print(text, file=self.err, flush=True)
+        print(self.clean(text), file=self.err, flush=True)
 
     def status(self, text: str, *, force: bool = False) -> None:
         """Rewrite the status line on a terminal (throttled); do nothing elsewhere."""
@@ -60,7 +84,7 @@ class Console:
             return
         self._last = now
         # \x1b[K erases what a longer previous status left on the line.
-        self.err.write(f"\r{text}\x1b[K")
+        self.err.write(f"\r{self.clean(text)}\x1b[K")
         self.err.flush()
         self._status = True
 

@@ -23,16 +23,17 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from . import __version__
-from .config import Settings
+from .config import Secret, Settings
 from .errormap import error_fields, finish_error, map_http_error
 from .errors import (
+    ConfigError,
     ConnectError,
     GlmError,
     ServerError,
@@ -45,7 +46,7 @@ from .events import Event, Finish
 from .reply import Reply, ReplyBuilder
 from .sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
 
-__all__ = ["ChatClient", "ReplyStream", "build_body"]
+__all__ = ["ChatClient", "KeyAuth", "ReplyStream", "build_body"]
 
 log = logging.getLogger("glm_magic")
 
@@ -60,6 +61,26 @@ def _asks_for_stream_usage(settings: Settings) -> bool:
         return settings.stream_usage
     host = (urlsplit(settings.base_url).hostname or "").lower()
     return not any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)
+
+
+class KeyAuth(httpx.Auth):
+    """Bearer authentication that keeps the key out of every ``repr`` and local variable.
+
+    The header is set on the request as it goes out, so no dict of headers
+    holding ``Bearer <key>`` ever sits in one of our frames (``%xmode Verbose``
+    prints their locals when something fails).
+    """
+
+    def __init__(self, key: Secret) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "KeyAuth(***)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add ``Authorization: Bearer ...`` to ``request``."""
+        request.headers["Authorization"] = "Bearer " + self._key.reveal()
+        yield request
 
 
 def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool) -> dict[str, Any]:
@@ -95,7 +116,7 @@ class ReplyStream:
         self._client = client
         self._settings = settings
         self._body = body
-        self._builder = ReplyBuilder(settings.model)
+        self._builder = ReplyBuilder(settings.model, redact=settings.redactor())
         self._response: httpx.Response | None = None
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
@@ -295,7 +316,7 @@ class ChatClient:
         )
 
     def __repr__(self) -> str:
-        return f"<ChatClient {self.settings.base_url}>"
+        return f"<ChatClient {self.settings.shown_base_url}>"
 
     def __enter__(self) -> ChatClient:
         return self
@@ -311,13 +332,16 @@ class ChatClient:
     # -- building blocks used by ReplyStream -------------------------------------
 
     def _headers(self, settings: Settings, *, stream: bool) -> dict[str, str]:
+        # The key is not among them: KeyAuth adds it as the request goes out.
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
-        key = settings.require_key()
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.reveal()}"
         headers["X-Client-Request-Id"] = f"glm-magic-{uuid.uuid4().hex[:16]}"
         headers.update(settings.extra_headers)
         return headers
+
+    @staticmethod
+    def _auth(settings: Settings) -> KeyAuth | None:
+        key = settings.require_key()
+        return KeyAuth(key) if key is not None else None
 
     def send(
         self,
@@ -329,50 +353,58 @@ class ChatClient:
     ) -> httpx.Response:
         """POST the body; map transport failures (the response is not yet checked)."""
         headers = self._headers(settings, stream=stream)
-        url = settings.base_url.rstrip("/") + "/chat/completions"
+        auth = self._auth(settings)
         http = self._stream_http if stream else self._http
         try:
             request = http.build_request(
                 "POST",
-                url,
+                settings.base_url.rstrip("/") + "/chat/completions",
                 json=body,
                 headers=headers,
                 timeout=self._timeout(settings),
                 extensions={"trace": trace} if trace is not None else None,
             )
-            return http.send(request, stream=stream)
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc, streaming=False) from exc
+            return http.send(request, stream=stream, auth=auth)
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
+            raise self.transport_error(exc, streaming=False) from None
 
     def http_error(self, settings: Settings, response: httpx.Response) -> GlmError:
         """Map an error response (already read) to the error tree."""
-        key = settings.key_to_mask()
         return map_http_error(
             response.status_code,
             response.text,
             response.headers,
             model=settings.model,
             key_env=settings.api_key_env,
-            secret=key,
+            secrets=settings.keys_to_mask(),
             request_id=response.headers.get("x-request-id"),
         )
 
     def stream_error(self, settings: Settings, data: str) -> GlmError:
         """Map an error frame sent inside a stream."""
-        key = settings.key_to_mask()
         code, _ = error_fields(data)
         status = 500 if code is None or not code.isdigit() or int(code) >= 500 else 400
         error = map_http_error(
-            status, data, {}, model=settings.model, key_env=settings.api_key_env, secret=key
+            status,
+            data,
+            {},
+            model=settings.model,
+            key_env=settings.api_key_env,
+            secrets=settings.keys_to_mask(),
         )
         error.message = f"the server sent an error mid-stream: {error.message}"
         if isinstance(error, ServerError):
             return StreamBrokenError(error.message)
         return error
 
-    def transport_error(self, exc: httpx.HTTPError, *, streaming: bool) -> GlmError:
-        """Map an httpx transport exception to the error tree (no URL userinfo, no key)."""
+    def transport_error(self, exc: Exception, *, streaming: bool) -> GlmError:
+        """Map an httpx exception to the error tree, as one line (no URL userinfo, no key)."""
         host = self.settings.base_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+        if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError)):
+            return ConfigError(
+                f"base URL {self.settings.shown_base_url!r} cannot be used "
+                f"({type(exc).__name__}); check GLM_BASE_URL or GlmMagics.base_url"
+            )
         if isinstance(exc, httpx.ConnectTimeout):
             return TimeoutError(f"connecting to {host} took longer than the connect timeout")
         if isinstance(exc, httpx.ReadTimeout):
@@ -383,7 +415,10 @@ class ChatClient:
         if isinstance(exc, httpx.TimeoutException):
             return TimeoutError(f"the request to {host} timed out ({type(exc).__name__})")
         if isinstance(exc, httpx.ConnectError):
-            return ConnectError(f"cannot reach {host}: {redact(str(exc))}; check GLM_BASE_URL")
+            return ConnectError(
+                f"cannot reach {host}: {redact(str(exc), *self.settings.keys_to_mask())}; "
+                "check GLM_BASE_URL"
+            )
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)) and streaming:
             return StreamBrokenError(
                 f"the connection to {host} dropped mid-reply ({type(exc).__name__}); "
@@ -426,7 +461,7 @@ class ChatClient:
         attempt = 0
         while True:
             attempt += 1
-            builder = ReplyBuilder(s.model)
+            builder = ReplyBuilder(s.model, redact=s.redactor())
             try:
                 response = self.send(s, body, stream=False)
                 if response.status_code >= 400:
@@ -459,9 +494,11 @@ class ChatClient:
         s = self.settings
         headers = self._headers(s, stream=False)
         try:
-            response = self._http.get(s.base_url.rstrip("/") + "/models", headers=headers)
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc, streaming=False) from exc
+            response = self._http.get(
+                s.base_url.rstrip("/") + "/models", headers=headers, auth=self._auth(s)
+            )
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
+            raise self.transport_error(exc, streaming=False) from None
         if response.status_code >= 400:
             raise self.http_error(s, response)
         try:

@@ -7,6 +7,7 @@ raise IPython's ``UsageError`` (one line) on bad input.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -71,7 +72,8 @@ def cmd_key(magics: GlmMagics, args: list[str]) -> None:
 
     from .config import set_session_key
 
-    value = getpass.getpass(f"API key for {magics.base_url} (hidden, kept for this kernel): ")
+    where = magics.settings().shown_base_url
+    value = getpass.getpass(f"API key for {where} (hidden, kept for this kernel): ")
     try:
         set_session_key(value)
     except ConfigError as exc:
@@ -136,6 +138,10 @@ def cmd_models(magics: GlmMagics, args: list[str]) -> Any:
     _no_args("models", args)
     settings = magics.settings()
     note = ""
+    from .safety import key_warnings
+
+    for warning in key_warnings(settings):
+        print(f"⚠ {warning}", file=sys.stderr)
     try:
         served: list[str] | None = magics.client(settings).list_models()
     except ConfigError as exc:
@@ -168,7 +174,7 @@ def cmd_config(magics: GlmMagics, args: list[str]) -> None:
         "set" if s.api_key is not None else ("not needed (local)" if not s.needs_key else "NOT SET")
     )
     lines = [
-        f"base_url        {s.base_url}",
+        f"base_url        {s.shown_base_url}",
         f"model           {s.model}",
         f"api key         {key}",
         f"timeouts        connect {s.connect_timeout:g} s, read {s.read_timeout:g} s",

@@ -17,8 +17,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, MissingKeyError
@@ -27,12 +28,15 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_KEY_ENV",
     "DEFAULT_MODEL",
+    "KeyRedactor",
     "Secret",
     "Settings",
     "clear_session_key",
     "is_loopback_url",
     "resolve_settings",
     "set_session_key",
+    "shown_url",
+    "without_keys",
 ]
 
 DEFAULT_BASE_URL = "https://runapi.ai/v1"
@@ -70,6 +74,29 @@ class Secret:
         return (Secret, ("***",))
 
 
+class KeyRedactor:
+    """Masks given keys in text, in any case and any 12+ character run (``repr`` hides them).
+
+    Used on replies (a model or proxy may echo the key) and on everything sent.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = tuple(Secret(k) for k in keys)
+
+    def __repr__(self) -> str:
+        return "KeyRedactor(***)"
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every key masked."""
+        from .masking_shapes import mask_key
+
+        for key in self._keys:
+            text = mask_key(text, key.reveal())[0]
+        return text
+
+
 _session_key: Secret | None = None
 
 
@@ -99,6 +126,40 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown: without ``user:password@`` (credentials stay private)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{authority}{slash}{path}"
+
+
+def _check_url(url: str) -> None:
+    """Raise :class:`ConfigError` unless ``url`` is an http(s) URL httpx can send to."""
+    shown = shown_url(url)
+    hint = "set it with %config GlmMagics.base_url = 'https://host/v1' or GLM_BASE_URL."
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"base URL {shown!r} is not valid ({exc}); {hint}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base URL {shown!r} is not an http(s) URL; {hint}")
+    if port == 0:
+        raise ConfigError(f"base URL {shown!r} has port 0; {hint}")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise ConfigError(f"base URL {shown!r} has an invalid host name; {hint}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the client needs for one request.
@@ -126,12 +187,7 @@ class Settings:
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(
-                f"base URL {self.base_url!r} is not an http(s) URL; "
-                "set it with %config GlmMagics.base_url = 'https://host/v1' or GLM_BASE_URL."
-            )
+        _check_url(self.base_url)
         if not self.model.strip():
             raise ConfigError("the model id is empty; set GlmMagics.model or use -m MODEL.")
         for name in ("connect_timeout", "read_timeout", "write_timeout", "retry_max_wait"):
@@ -159,6 +215,29 @@ class Settings:
     def key_to_mask(self) -> str | None:
         """The key's text, only to mask it in what leaves the machine (``None``: no key)."""
         return self.api_key.reveal() if self.api_key is not None else None
+
+    def keys_to_mask(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Every key text never to send or show: the configured key and the key variables.
+
+        A key entered with ``%glm key`` may differ from ``$RUNAPI_KEY``; both
+        stay private, so ``{os.environ["RUNAPI_KEY"]}`` in a prompt is masked too.
+        """
+        env = os.environ if environ is None else environ
+        found = [self.api_key.reveal()] if self.api_key is not None else []
+        for name in dict.fromkeys((self.api_key_env, DEFAULT_KEY_ENV, FALLBACK_KEY_ENV)):
+            value = env.get(name, "").strip()
+            if value and value not in found:
+                found.append(value)
+        return found
+
+    def redactor(self) -> KeyRedactor:
+        """A :class:`KeyRedactor` for :meth:`keys_to_mask` (read now)."""
+        return KeyRedactor(self.keys_to_mask())
+
+    @property
+    def shown_base_url(self) -> str:
+        """The base URL without any ``user:password@`` in it, for display."""
+        return shown_url(self.base_url)
 
     def with_changes(self, **changes: object) -> Settings:
         """A copy with some fields replaced (validated again)."""
@@ -222,3 +301,12 @@ def resolve_settings(
         values["read_timeout"] = timeout
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def without_keys(messages: Sequence[Mapping[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """``messages`` with the keys masked in every text: never sent or shown, whatever path."""
+    redact = settings.redactor()
+    return [
+        {**m, "content": redact(m["content"])} if isinstance(m.get("content"), str) else dict(m)
+        for m in messages
+    ]

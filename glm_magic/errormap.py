@@ -14,7 +14,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .errors import (
     APIError,
@@ -94,12 +94,16 @@ def map_http_error(
     *,
     model: str,
     key_env: str,
-    secret: str | None = None,
+    secrets: Sequence[str | None] = (),
     request_id: str | None = None,
 ) -> GlmError:
-    """Map one HTTP error response to the error tree, with a one-line message."""
+    """Map one HTTP error response to the error tree, with a one-line message.
+
+    ``secrets`` (the key) are masked in the server's words, in any case and
+    any 12+ character run of them.
+    """
     code, server_message = error_fields(body)
-    server_message = redact(server_message, secret)
+    server_message = redact(server_message, *secrets)
     wait = retry_after(headers)
     low = server_message.lower()
     where = f"HTTP {status}" + (f", code {code}" if code else "")

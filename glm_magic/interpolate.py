@@ -42,12 +42,16 @@ the same paragraph) are protected as well.
 
 **Long values** are cut in the middle to ``max_chars`` characters of the value
 plus a marker such as ``…[truncated 12345 chars]…``.
+
+**Secrets.** A ``clean`` function, when given, sees every value before it is
+cut (the magic masks secrets with it, as in context) and what it returns is
+what goes into the text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,14 +109,19 @@ def truncate_middle(text: str, max_chars: int) -> str:
 
 
 def interpolate(
-    text: str, namespace: Mapping[str, object], *, max_chars: int = DEFAULT_MAX_CHARS
+    text: str,
+    namespace: Mapping[str, object],
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    clean: Callable[[str], str] | None = None,
 ) -> Interpolated:
     """Substitute resolvable ``{expression}`` placeholders in ``text``.
 
     ``namespace`` is where root names are looked up (typically the shell's
     ``user_ns``). The grammar, the escape rule and what counts as code are
     described in the module docstring. Each value is cut with
-    :func:`truncate_middle` to ``max_chars``. Never raises for any ``text``
+    :func:`truncate_middle` to ``max_chars``, after ``clean`` (if given) has
+    seen it. Never raises for any ``text``
     and any namespace (except :class:`ValueError` for ``max_chars < 1``).
 
     When nothing resolves (e.g. an empty namespace) the only change is that
@@ -133,14 +142,18 @@ def interpolate(
         pos = start
         for m in _PLACEHOLDER.finditer(text, start, end):
             out.append(text[pos : m.start()])
-            out.append(_render_group(m, namespace, max_chars, replaced))
+            out.append(_render_group(m, namespace, max_chars, replaced, clean))
             pos = m.end()
         out.append(text[pos:end])
     return Interpolated("".join(out), list(replaced))
 
 
 def _render_group(
-    m: re.Match[str], namespace: Mapping[str, object], max_chars: int, replaced: dict[str, None]
+    m: re.Match[str],
+    namespace: Mapping[str, object],
+    max_chars: int,
+    replaced: dict[str, None],
+    clean: Callable[[str], str] | None,
 ) -> str:
     """Return the replacement text for one placeholder group."""
     opening, expr, closing = m.group("open"), m.group("expr"), m.group("close")
@@ -153,6 +166,9 @@ def _render_group(
         if rendered is None:
             inner = "{" + expr + "}"
         else:
+            if clean is not None:
+                # Cut very long values first: masking stays linear and bounded.
+                rendered = clean(truncate_middle(rendered, 50 * max_chars))
             inner = truncate_middle(rendered, max_chars)
             replaced[expr] = None
     outer_open = "{" * (len(opening) - k + escapes)

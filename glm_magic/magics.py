@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, Unicode, default, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 
-from .config import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings
+from .config import DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings, without_keys
 from .conversation import Conversation
 from .errors import ConfigError, GlmError
 
@@ -50,9 +51,13 @@ def _pick(override: Any, configured: Any) -> Any:
 class GlmMagics(Magics):
     """The ``%%glm`` / ``%glm`` magics and their settings."""
 
-    model = Unicode(help="Model id (default: $GLM_MODEL, else glm-5.1).").tag(config=True)
+    model = Unicode(
+        "", help="Model id (empty: $GLM_MODEL when the request is made, else glm-5.1)."
+    ).tag(config=True)
     base_url = Unicode(
-        help="OpenAI-compatible base URL (default: $GLM_BASE_URL, else RunAPI)."
+        "",
+        help="OpenAI-compatible base URL (empty: $GLM_BASE_URL when the request is made, "
+        "else RunAPI).",
     ).tag(config=True)
     api_key_env = Unicode(DEFAULT_KEY_ENV, help="Environment variable holding the API key.").tag(
         config=True
@@ -109,14 +114,6 @@ class GlmMagics(Magics):
         else:
             buttons.disable(shell)
 
-    @default("model")
-    def _default_model(self) -> str:
-        return os.environ.get("GLM_MODEL") or DEFAULT_MODEL
-
-    @default("base_url")
-    def _default_base_url(self) -> str:
-        return os.environ.get("GLM_BASE_URL") or DEFAULT_BASE_URL
-
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conversation = Conversation()
@@ -125,9 +122,27 @@ class GlmMagics(Magics):
 
     # -- settings, clients, renderers ---------------------------------------------
 
+    def effective_model(self) -> str:
+        """The model a request would use now (``GlmMagics.model``, else ``$GLM_MODEL``)."""
+        return self.model or os.environ.get("GLM_MODEL") or DEFAULT_MODEL
+
+    def clean_text(self, text: str, settings: Settings) -> tuple[str, int]:
+        """``text`` masked as context is (the keys always); returns the text and the count."""
+        from .masking import mask_key, mask_secrets
+
+        if self.mask_secrets:
+            masked = mask_secrets(text, settings.keys_to_mask())
+            return masked.text, masked.count
+        count = 0
+        for key in settings.keys_to_mask():
+            text, found = mask_key(text, key)
+            count += found
+        return text, count
+
     def settings(self, **overrides: Any) -> Settings:
         """Effective settings for one request (``overrides`` from the magic's options)."""
-        model = overrides.pop("model", None) or self.model
+        # Empty model / base_url: read $GLM_MODEL / $GLM_BASE_URL now, so `%env` takes effect.
+        model = overrides.pop("model", None) or self.model or None
         temperature = _pick(overrides.pop("temperature", None), self.temperature)
         max_tokens = _pick(overrides.pop("max_tokens", None), self.max_tokens)
         thinking = _pick(overrides.pop("thinking", None), self.thinking)
@@ -135,7 +150,7 @@ class GlmMagics(Magics):
             raise UsageError(f"unknown option(s): {', '.join(sorted(overrides))}")
         try:
             return resolve_settings(
-                base_url=self.base_url,
+                base_url=self.base_url or None,
                 model=model,
                 api_key_env=self.api_key_env,
                 connect_timeout=self.connect_timeout,
@@ -204,6 +219,7 @@ class GlmMagics(Magics):
         from .models import estimate_tokens, model_info
 
         settings = self.settings(**overrides)
+        prompt = settings.redactor()(prompt)  # a key typed into the cell is never sent or kept
         if new:
             self.conversation.reset()
         info = model_info(settings.model)
@@ -224,7 +240,7 @@ class GlmMagics(Magics):
                     spec,
                     budget_tokens=max(room * 3 // 4, 256),
                     mask=self.mask_secrets,
-                    secrets=[settings.key_to_mask()],
+                    secrets=settings.keys_to_mask(),
                     current_count=getattr(self.shell, "execution_count", None),
                 )
                 user = f"{block.text}\n\n---\n\n{prompt}"
@@ -237,7 +253,8 @@ class GlmMagics(Magics):
         if dry_run:
             from .context import dry_run_report
 
-            print(dry_run_report(trim.messages, info, max_output=settings.max_tokens))
+            messages = without_keys(trim.messages, settings)
+            print(dry_run_report(messages, info, max_output=settings.max_tokens))
             return None
         return self.run_messages(
             trim.messages,
@@ -277,6 +294,11 @@ class GlmMagics(Magics):
             raise UsageError(exc.one_line()) from None
         if notes:
             print("ⓘ " + "; ".join(notes))
+        from .safety import key_warnings
+
+        for warning in key_warnings(settings):
+            print(f"⚠ {warning}", file=sys.stderr)
+        messages = without_keys(messages, settings)
         client = self.client(settings)
         view = renderer or self.renderer(settings.model, fmt)
         try:
@@ -312,10 +334,20 @@ class GlmMagics(Magics):
             if out:
                 self.shell.user_ns[out] = reply
 
-    def _interpolate(self, text: str) -> str:
+    def _interpolate(self, text: str, settings: Settings) -> tuple[str, int]:
+        """Interpolate ``{...}``; every value is masked as context is. Returns the masked count."""
         from .interpolate import interpolate
 
-        return interpolate(text, self.shell.user_ns if self.shell is not None else {}).text
+        count = 0
+
+        def clean(value: str) -> str:
+            nonlocal count
+            value, found = self.clean_text(value, settings)
+            count += found
+            return value
+
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        return interpolate(text, namespace, clean=clean).text, count
 
     # -- %%glm ----------------------------------------------------------------------
 
@@ -378,9 +410,13 @@ class GlmMagics(Magics):
             raise UsageError("the prompt is empty: write your question under %%glm")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o needs a Python name, not {args.out!r}")
-        prompt = text if args.no_interpolate else self._interpolate(text)
+        masked = 0
+        if not args.no_interpolate:
+            text, masked = self._interpolate(text, self.settings(model=args.model))
+        if masked:
+            print(f"ⓘ {masked} secret{'s' if masked > 1 else ''} masked in interpolated values")
         self.run_prompt(
-            prompt.strip(),
+            text.strip(),
             system=args.system,
             new=args.new,
             stream=not args.no_stream,

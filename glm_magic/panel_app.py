@@ -66,7 +66,7 @@ class ChatPanel(PanelLayout):
         if thinking is None:
             thinking = magics.thinking
         super().__init__(
-            model=model or magics.model,
+            model=model or magics.effective_model(),
             thinking={None: "auto", True: "on", False: "off"}[thinking],
             context=choice,
             last_n=last_n,
@@ -150,7 +150,7 @@ class ChatPanel(PanelLayout):
             return "none"
 
     def _secrets(self, settings: Any) -> list[str | None]:
-        return [settings.key_to_mask()]
+        return list(settings.keys_to_mask())
 
     def preview(self, prompt: str = "") -> ContextPreview:
         """The context the picker selects, built now, with its tokens and cost."""
@@ -242,6 +242,7 @@ class ChatPanel(PanelLayout):
         if not prompt:
             self.notice("Type a question first.")
             return False
+        prompt, masked = self._masked_prompt(prompt)
         with self._lock:
             if self.running:
                 self.notice("A reply is still streaming: Stop it first.")
@@ -265,12 +266,16 @@ class ChatPanel(PanelLayout):
         trim = self.conversation.messages_for(
             user, info, max_output=settings.max_tokens, system=self.magics.system_prompt
         )
-        notes = []
+        notes = [f"{masked} secret{'s' if masked > 1 else ''} masked in the prompt"][:masked]
         if preview.spec != "none":
             notes.append(f"context: {preview.spec}, ~{preview.tokens:,} tokens")
             notes += preview.notes
         if trim.dropped_turns:
             notes.append(f"{trim.dropped_turns} earlier turn(s) left out to fit the window")
+        from .safety import key_warnings
+
+        for warning in key_warnings(settings):
+            self.notice(warning, error=True)
         index = len(self.replies)
         view = ReplyView(settings.model, insert_note=self._insert_note(index))
         self._append(self._user_turn(prompt, "; ".join(notes)), view.box)
@@ -284,6 +289,20 @@ class ChatPanel(PanelLayout):
         with self._lock:
             self._run = start_stream(self.magics, trim.messages, settings, view, on_done)
         return True
+
+    def _masked_prompt(self, prompt: str) -> tuple[str, int]:
+        """The prompt masked as ``%%glm`` values are; the box never keeps the key either."""
+        try:
+            settings = self.magics.settings(model=self.model_picker.value)
+        except Exception:  # a bad setting, which send() reports; still mask the env's keys
+            from .config import Settings, find_key
+
+            key_env = self.magics.api_key_env
+            settings = Settings(api_key=find_key(key_env), api_key_env=key_env)
+        masked, count = self.magics.clean_text(prompt, settings)
+        if count and self.prompt.value.strip():
+            self.prompt.value = masked  # what the box (widget state, saved notebook) holds
+        return masked, count
 
     def _done(self, prompt: str, reply: Reply) -> None:
         """Runs in the streaming thread: remember the reply, set widget traits only."""

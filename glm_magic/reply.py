@@ -10,6 +10,7 @@ safe HTML in Jupyter (:mod:`glm_magic.htmlrender`) and has a short plain ``repr`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
@@ -121,7 +122,11 @@ class ReplyBuilder:
     long stream does not cost quadratic string building.
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, redact: Callable[[str], str] | None = None) -> None:
+        #: Applied to the text and thinking whenever they are read: a reply that echoes the
+        #: key is never shown, kept in the conversation or stored with the key in it.
+        self.redact = redact
+        self._clean: dict[str, tuple[int, str]] = {}
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tools: dict[int, ToolCall] = {}
@@ -162,14 +167,25 @@ class ReplyBuilder:
         """The answer text so far."""
         if len(self._text) > 1:
             self._text[:] = ["".join(self._text)]
-        return self._text[0] if self._text else ""
+        return self._redacted("text", self._text[0] if self._text else "")
 
     @property
     def reasoning(self) -> str:
         """The thinking so far."""
         if len(self._reasoning) > 1:
             self._reasoning[:] = ["".join(self._reasoning)]
-        return self._reasoning[0] if self._reasoning else ""
+        return self._redacted("reasoning", self._reasoning[0] if self._reasoning else "")
+
+    def _redacted(self, kind: str, raw: str) -> str:
+        """``raw`` through :attr:`redact`, computed once per length (read on every update)."""
+        if self.redact is None or not raw:
+            return raw
+        cached = self._clean.get(kind)
+        if cached is not None and cached[0] == len(raw):
+            return cached[1]
+        clean = self.redact(raw)
+        self._clean[kind] = (len(raw), clean)
+        return clean
 
     def status(self) -> str:
         """The one-line status shown while the reply streams (cell and panel alike)."""

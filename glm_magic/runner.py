@@ -81,7 +81,7 @@ def run_foreground(stream: Stoppable, renderer: Renderer, model: str) -> Reply:
     ``partial`` is that reply.
     """
     events: queue.SimpleQueue[object] = queue.SimpleQueue()
-    builder = ReplyBuilder(model)
+    builder = ReplyBuilder(model, redact=stream.builder.redact)
     worker = threading.Thread(target=_pump, args=(stream, events), daemon=True, name="glm-stream")
     error: GlmError | None = None
     renderer.start()
@@ -164,7 +164,7 @@ class BackgroundRun:
     def _run(self) -> None:
         import time
 
-        builder = ReplyBuilder(self._model)
+        builder = ReplyBuilder(self._model, redact=self._stream.builder.redact)
         error: GlmError | None = None
         last = 0.0
         wait = self._interval

@@ -380,7 +380,7 @@ def test_key_is_sent_but_never_shown(fresh_endpoint: EndpointServer, key: str) -
 @pytest.mark.parametrize("key", [FAKE_KEY, PLAIN_KEY])
 def test_server_echoing_the_key_is_redacted(key: str) -> None:
     body = '{"error": {"code": "1000", "message": "bad key ' + key + '"}}'
-    err = map_http_error(401, body, {}, model="m", key_env="RUNAPI_KEY", secret=key)
+    err = map_http_error(401, body, {}, model="m", key_env="RUNAPI_KEY", secrets=[key])
     assert key not in err.one_line() and key not in err.server_message
     assert "bad key ***" in err.one_line()
     assert isinstance(err, errors.AuthenticationError)
