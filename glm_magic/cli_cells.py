@@ -38,10 +38,7 @@ def cells_for(
     # The model's text is stored as Markdown cells: rewritten so raw HTML shows as
     # text and amounts never become math; our own words are escaped whole.
     text = safe_markdown(text)
-    summary = failure.summary
-    if key:  # the error message can quote the key (a cell printed it)
-        summary = summary.replace(key, "***")
-    summary = escape_text(summary)
+    summary = escape_text(redact(failure.summary))  # a cell's error can quote the key
     footer = escape_text(footer)
     follows = (
         f"_{failure.label} may fail only because In [{item.follows}] failed first._\n\n"

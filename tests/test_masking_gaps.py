@@ -33,7 +33,7 @@ GAPS = [
         "hunter2xyz",
         "bob",
     ),
-    ("markdown table", "| user | secret |\n|---|---|\n| alice | Zq8wPl2mNx |", "Zq8wPl2mNx", "alice"),
+    ("markdown table", "| user | secret |\n|---|---|\n| bob | Zq8wPl2mNx |", "Zq8wPl2mNx", "bob"),
     ("csv", "user,api_key\nalice,Zq8wPl2mNx4r\n", "Zq8wPl2mNx4r", "alice"),
     ("hugging face", "login(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)", "hf_QwErTyUiOp", "login("),
     (
@@ -121,9 +121,7 @@ def test_redact_finds_the_key_in_any_case_and_any_long_run() -> None:
 
 # -- properties: a planted secret of each kind never survives, whatever surrounds it --------
 
-NOISE = st.text(
-    alphabet=st.sampled_from(list("abc XYZ019 \n\t.,;:()[]{}=+-_/#'\"")), max_size=40
-)
+NOISE = st.text(alphabet=st.sampled_from(list("abc XYZ019 \n\t.,;:()[]{}=+-_/#'\"")), max_size=40)
 _B62 = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789"
 
 

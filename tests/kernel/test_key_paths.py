@@ -104,7 +104,8 @@ def test_the_panel_prompt_is_masked_in_the_request_and_the_widgets(
         "p.prompt.set_state({'value': 'use ' + os.environ['RUNAPI_KEY'] + ' ' + repr(api_cfg)})\n"
         "p.send()\np.wait(30)\n"
         "def texts(w):\n"
-        "    return [getattr(w, 'value', '')] + [t for c in getattr(w, 'children', ()) for t in texts(c)]\n"
+        "    kids = getattr(w, 'children', ())\n"
+        "    return [getattr(w, 'value', '')] + [t for c in kids for t in texts(c)]\n"
         "print(p.prompt.value, texts(p.widget), p.conversation.turns, p.replies)"
     )
     assert ex.status == "ok", ex.error
