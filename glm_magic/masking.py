@@ -58,9 +58,9 @@ from dataclasses import dataclass
 from .masking_layout import mask_split_literals, mask_tables
 from .masking_names import (
     MASK,
-    NAME_HINT,
     PLACEHOLDER,
     Replace,
+    hint_lines,
     is_secret_name,
     mask_group,
     maskable,
@@ -150,22 +150,24 @@ def _name_passes(text: str) -> tuple[str, int]:
 
     Every name-based rule needs a name that :func:`is_secret_name` accepts,
     which always contains one of :data:`NAME_HINT`'s words, and none spans
-    lines; so lines without such a word are skipped (most of a notebook's
-    output), which keeps megabytes of context cheap to mask.
+    lines (a table's header names its column for the lines below it); so only
+    lines with such a word are looked at, found by one scan of the text, which
+    keeps megabytes of context cheap to mask.
     """
-    if NAME_HINT.search(text) is None:
+    hinted = hint_lines(text)
+    if not hinted:
         return text, 0
     lines = text.split("\n")
     count = 0
-    for i, line in enumerate(lines):
-        if NAME_HINT.search(line) is None:
-            continue
-        for pattern, replace in _NAME_PASSES:
-            line, found = substitute(pattern, line, replace)
-            count += found
+    for i in hinted:
+        line = lines[i]
+        for pattern, needle, replace in _NAME_PASSES:
+            if needle in line:
+                line, found = substitute(pattern, line, replace)
+                count += found
         lines[i] = line
-    text, found = mask_tables("\n".join(lines))
-    return text, count + found
+    count += mask_tables(lines, hinted)
+    return "\n".join(lines), count
 
 
 def _usable_secrets(values: Iterable[str | None]) -> list[str]:
@@ -256,12 +258,13 @@ def _replace_cli_flag(match: re.Match[str]) -> str | None:
 
 
 #: Passes whose match needs a secret-like name on the same line (see _name_passes).
-_NAME_PASSES: tuple[tuple[re.Pattern[str], Replace], ...] = (
-    (_KEYED_LITERAL, _replace_keyed_literal),
-    (_ESCAPED_JSON, _replace_named_value),
-    (_HEADER_STRING, _replace_named_value),
-    (_LINE_ASSIGN, _replace_line_assignment),
-    (_CLI_FLAG, _replace_cli_flag),
-    (_QUERY_PARAM, _replace_named_value),
-    (_SEMICOLON_PAIR, _replace_semicolon_pair),
+#: Each with a text its match always holds: lines without it skip the pass.
+_NAME_PASSES: tuple[tuple[re.Pattern[str], str, Replace], ...] = (
+    (_KEYED_LITERAL, "", _replace_keyed_literal),
+    (_ESCAPED_JSON, "\\", _replace_named_value),
+    (_HEADER_STRING, ":", _replace_named_value),
+    (_LINE_ASSIGN, "", _replace_line_assignment),
+    (_CLI_FLAG, "--", _replace_cli_flag),
+    (_QUERY_PARAM, "=", _replace_named_value),
+    (_SEMICOLON_PAIR, ";", _replace_semicolon_pair),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .masking_names import MASK, NAME_HINT, is_secret_name, maskable
+from .masking_names import MASK, is_secret_name, maskable
 
 __all__ = ["mask_split_literals", "mask_tables"]
 
@@ -101,22 +101,26 @@ def _open_quote(text: str, quote: str, close: int) -> int:
     return at
 
 
-def mask_tables(text: str) -> tuple[str, int]:
-    """Mask the secret columns of tables whose header row is on a line of its own."""
-    lines = text.split("\n")
+def mask_tables(lines: list[str], hinted: list[int]) -> int:
+    """Mask, in place, the secret columns of tables whose header row is on a line of its own.
+
+    ``hinted`` are the numbers of the lines that may name a secret (the
+    candidates for a header row); returns how many cells were masked.
+    """
     count = 0
-    i = 0
-    while i < len(lines) - 1:
-        header = _header(lines[i]) if NAME_HINT.search(lines[i]) else None
+    done = -1  # rows up to here belong to a table already handled
+    for i in hinted:
+        if i <= done or i + 1 >= len(lines):
+            continue
+        header = _header(lines[i])
         if header is None:
-            i += 1
             continue
         split, columns, secret = header
-        i += 1
-        while i < len(lines):
-            row = lines[i]
+        row_at = i + 1
+        while row_at < len(lines):
+            row = lines[row_at]
             if _RULE.match(row) and row.strip():
-                i += 1
+                row_at += 1
                 continue
             cells = split(row)
             offset = len(cells) - len(columns)
@@ -127,9 +131,10 @@ def mask_tables(text: str) -> tuple[str, int]:
                 if maskable(value) and value != MASK:
                     row = _replace_cell(row, value, index + offset, split)
                     count += 1
-            lines[i] = row
-            i += 1
-    return "\n".join(lines), count
+            lines[row_at] = row
+            row_at += 1
+        done = row_at - 1
+    return count
 
 
 def _header(line: str) -> tuple[Callable[[str], list[str]], list[str], list[int]] | None:

@@ -17,6 +17,7 @@ __all__ = [
     "NAME_HINT",
     "PLACEHOLDER",
     "Replace",
+    "hint_lines",
     "is_secret_name",
     "looks_random",
     "mask_group",
@@ -70,6 +71,30 @@ PLACEHOLDER = re.compile(
 )
 #: Every name :func:`is_secret_name` accepts holds one of these: lines without any are skipped.
 NAME_HINT = re.compile(r"key|token|secret|pass|pw|auth|credential", re.IGNORECASE)
+_HINT_LOWER = re.compile(NAME_HINT.pattern)
+
+
+def hint_lines(text: str) -> list[int]:
+    """The numbers (0-based) of the lines of ``text`` holding a :data:`NAME_HINT` word, in order."""
+    # One search per hinted line over the lower-cased text, newlines counted in C: several
+    # times faster than a case-blind search of every line. Lower-casing never shortens a
+    # character, so the same length means every position (and line) is kept.
+    low, pattern = text.lower(), _HINT_LOWER
+    if len(low) != len(text):
+        low, pattern = text, NAME_HINT
+    found: list[int] = []
+    line = counted_to = pos = 0
+    while (match := pattern.search(low, pos)) is not None:
+        line += low.count("\n", counted_to, match.start())
+        counted_to = match.start()
+        found.append(line)
+        newline = low.find("\n", match.start())
+        if newline < 0:
+            break
+        pos = newline + 1
+    return found
+
+
 _RANDOM_SIGNS = re.compile(r"[0-9+/=_]|[a-z][A-Z]")
 
 

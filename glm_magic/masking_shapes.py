@@ -61,11 +61,11 @@ _URL_PASSWORD = re.compile(
     r"://(?P<user>[^\s:/@]*):(?P<value>[^\s/?#]+)@(?=[^\s@/?#]*(?:[/?#\s\"'<>)\]]|$))"
 )
 _CURL_USER = re.compile(
-    r"(?<![\w-])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|(?=[^\s=]))"
+    r"-(?<![\w-]-)(?:u|-user)(?:[ \t]*=[ \t]*|[ \t]+|(?=[^\s=]))"
     r"(?P<q>[\"']?)(?P<user>[^\s:\"']*):(?P<value>[^\s\"']+)(?P=q)"
 )
 _MYSQL_PASSWORD = re.compile(
-    r"\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlsh|mariadb)\b[^\n]*?[ \t]-p"
+    r"(?:mysql|mariadb)(?<![\w-]mysql)(?<![\w-]mariadb)\w*\b[^\n]*?[ \t]-p"
     r"(?P<q>[\"']?)(?P<value>[^\s\"'-][^\s\"']*)(?P=q)"
 )
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
@@ -83,6 +83,12 @@ def mask_key(text: str, secret: str) -> tuple[str, int]:
     secret = secret.strip()
     if len(secret) < _MIN_CONFIGURED:
         return text, 0
+    if secret.isascii():
+        # Plain substring search of each window is far faster than the case-blind pattern,
+        # and finds a superset: text the pattern matches holds a window once lower-cased.
+        low = text.lower()
+        if not any(window in low for window in _windows(secret.lower())):
+            return text, 0
     pattern = _key_pattern(secret)
     if pattern.search(text) is None:
         return text, 0
@@ -112,13 +118,17 @@ def mask_key(text: str, secret: str) -> tuple[str, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def _key_pattern(secret: str) -> re.Pattern[str]:
+def _windows(secret: str) -> tuple[str, ...]:
     """Every ``KEY_RUN``-character window of ``secret`` (the whole of a shorter one)."""
     if len(secret) < KEY_RUN:
-        return re.compile(re.escape(secret), re.IGNORECASE)
-    windows = dict.fromkeys(
-        secret[i : i + KEY_RUN].lower() for i in range(len(secret) - KEY_RUN + 1)
-    )
+        return (secret,)
+    return tuple(dict.fromkeys(secret[i : i + KEY_RUN] for i in range(len(secret) - KEY_RUN + 1)))
+
+
+@functools.lru_cache(maxsize=8)
+def _key_pattern(secret: str) -> re.Pattern[str]:
+    """A case-blind pattern for any of :func:`_windows`."""
+    windows = _windows(secret.lower())
     return re.compile("|".join(re.escape(w) for w in windows), re.IGNORECASE)
 
 
@@ -127,9 +137,10 @@ def mask_shapes(text: str) -> tuple[str, int]:
     count = 0
     text, found = _mask_aws_pairs(text)
     count += found
-    for pattern, replace in _PASSES:
-        text, found = substitute(pattern, text, replace)
-        count += found
+    for pattern, needle, replace in _PASSES:
+        if needle in text:
+            text, found = substitute(pattern, text, replace)
+            count += found
     return text, count
 
 
@@ -225,14 +236,15 @@ def _replace_maskable(match: re.Match[str]) -> str | None:
     return mask_group(match, "value") if maskable(match.group("value")) else None
 
 
-_PASSES: tuple[tuple[re.Pattern[str], Replace], ...] = (
-    (_BEARER, _replace_random),
-    (_AWS_SECRET, _replace_value),
-    (_PREFIXED_KEY, _replace_random_whole),
-    (_AWS_KEY_ID, _replace_whole),
-    *((pattern, _replace_whole) for pattern in _OPAQUE_TOKENS),
-    (_SLACK_WEBHOOK, _replace_value),
-    (_URL_PASSWORD, _replace_maskable),
-    (_CURL_USER, _replace_maskable),
-    (_MYSQL_PASSWORD, _replace_maskable),
+#: Each with a text its match always holds: when the text lacks it, the pass is skipped.
+_PASSES: tuple[tuple[re.Pattern[str], str, Replace], ...] = (
+    (_BEARER, "", _replace_random),
+    (_AWS_SECRET, "", _replace_value),
+    (_PREFIXED_KEY, "k", _replace_random_whole),
+    (_AWS_KEY_ID, "A", _replace_whole),
+    *((pattern, "", _replace_whole) for pattern in _OPAQUE_TOKENS),
+    (_SLACK_WEBHOOK, "hooks.slack.com/", _replace_value),
+    (_URL_PASSWORD, "://", _replace_maskable),
+    (_CURL_USER, "-u", _replace_maskable),
+    (_MYSQL_PASSWORD, " -p", _replace_maskable),
 )
