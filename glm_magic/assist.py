@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .hooks import Failure
 from .markdown import fenced
 from .masking import mask_secrets
+from .masking_names import SecretText
 from .models import ModelInfo, estimate_tokens
 
 __all__ = [
@@ -169,7 +170,7 @@ def build_assist_prompt(
     info: ModelInfo,
     *,
     mask: bool = True,
-    secrets: Iterable[str | None] = (),
+    secrets: Iterable[SecretText] = (),
     reserve: int | None = None,
 ) -> AssistPrompt:
     """The prompt for ``kind`` ("explain" or "fix") about ``failure``, fitted to ``info``.

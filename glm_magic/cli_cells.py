@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .cli_exec import CellFailure
-from .config import Settings
+from .config import Secret, Settings
 from .markdown import escape_text, safe_markdown, without_code
 from .masking import mask_key
 from .notebook import LoadedNotebook, NewCell, insert_cells
@@ -65,11 +65,11 @@ def cells_for(
     return cells
 
 
-def _mask_value(value: Any, keys: Sequence[str]) -> tuple[Any, int]:
+def _mask_value(value: Any, keys: Sequence[Secret]) -> tuple[Any, int]:
     if isinstance(value, str):
         total = 0
         for key in keys:
-            value, n = mask_key(value, key)
+            value, n = mask_key(value, key.reveal())
             total += n
         return value, total
     total = 0
@@ -84,12 +84,12 @@ def _mask_value(value: Any, keys: Sequence[str]) -> tuple[Any, int]:
     return value, total
 
 
-def mask_outputs(nb: Any, keys: Sequence[str | None]) -> int:
+def mask_outputs(nb: Any, keys: Sequence[Secret]) -> int:
     """Mask the API keys wherever a cell printed them (the kernel inherits our environment).
 
     Each key is found in any case and as any 12+ character run of it.
     """
-    usable = [k for k in keys if k and len(k) >= 8]  # a short "key" would mask ordinary text
+    usable = [k for k in keys if len(k.reveal()) >= 8]  # a short "key" would mask ordinary text
     if not usable:
         return 0
     total = 0

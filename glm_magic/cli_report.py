@@ -40,9 +40,9 @@ class Console:
         err: TextIO | None = None,
         *,
         tty: bool | None = None,
-        secrets: Iterable[str] = (),
+        secrets: Iterable[Secret] = (),
     ) -> None:
-        self._secrets = [Secret(s) for s in secrets]
+        self._secrets = list(secrets)
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         if tty is None:
@@ -55,15 +55,15 @@ class Console:
     def __repr__(self) -> str:
         return f"<Console tty={self.tty}>"
 
-    def add_secrets(self, secrets: Iterable[str]) -> None:
+    def add_secrets(self, secrets: Iterable[Secret]) -> None:
         """Mask these values too in everything printed from now on."""
-        self._secrets += [Secret(s) for s in secrets]
+        self._secrets += list(secrets)
 
     def clean(self, text: str) -> str:
         """``text`` as it may be printed: secrets and the key masked."""
         from .masking import mask_secrets
 
-        return mask_secrets(text, [s.reveal() for s in self._secrets]).text
+        return mask_secrets(text, self._secrets).text
 
     def result(self, text: str) -> None:
         """Print a result line (stdout), masked."""

@@ -82,8 +82,8 @@ class KeyRedactor:
 
     __slots__ = ("_keys",)
 
-    def __init__(self, keys: list[str]) -> None:
-        self._keys = tuple(Secret(k) for k in keys)
+    def __init__(self, keys: list[Secret]) -> None:
+        self._keys = tuple(keys)
 
     def __repr__(self) -> str:
         return "KeyRedactor(***)"
@@ -216,17 +216,18 @@ class Settings:
         """The key's text, only to mask it in what leaves the machine (``None``: no key)."""
         return self.api_key.reveal() if self.api_key is not None else None
 
-    def keys_to_mask(self, environ: Mapping[str, str] | None = None) -> list[str]:
-        """Every key text never to send or show: the configured key and the key variables.
+    def keys_to_mask(self, environ: Mapping[str, str] | None = None) -> list[Secret]:
+        """Every key never to send or show: the configured key and the key variables' values.
 
         A key entered with ``%glm key`` may differ from ``$RUNAPI_KEY``; both
         stay private, so ``{os.environ["RUNAPI_KEY"]}`` in a prompt is masked too.
+        They stay wrapped, so no caller's local variable holds a key's text.
         """
         env = os.environ if environ is None else environ
-        found = [self.api_key.reveal()] if self.api_key is not None else []
+        found = [self.api_key] if self.api_key is not None else []
         for name in dict.fromkeys((self.api_key_env, DEFAULT_KEY_ENV, FALLBACK_KEY_ENV)):
-            value = env.get(name, "").strip()
-            if value and value not in found:
+            value = Secret(env.get(name, "").strip())
+            if value.reveal() and value not in found:
                 found.append(value)
         return found
 

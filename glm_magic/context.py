@@ -42,6 +42,7 @@ from .context_spec import ContextSpec, parse_spec
 from .context_vars import summarize_variable
 from .interpolate import truncate_middle
 from .masking import mask_secrets
+from .masking_names import SecretText
 from .models import estimate_tokens
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ def build_context_from_cells(
     variables: Mapping[str, object] | None = None,
     failure: Failure | None = None,
     mask: bool = True,
-    secrets: Iterable[str | None] = (),
+    secrets: Iterable[SecretText] = (),
     outputs_note: str | None = None,
     current_count: int | None = None,
     where: str = "this session's history",
@@ -272,7 +273,7 @@ def build_context(
     budget_tokens: int,
     *,
     mask: bool = True,
-    secrets: Iterable[str | None] = (),
+    secrets: Iterable[SecretText] = (),
     current_count: int | None = None,
 ) -> ContextBlock:
     """Build the context ``spec`` selects from a live shell (see :func:`build_context_from_cells`).
@@ -355,7 +356,7 @@ def build_context_from_notebook(
     variables: Mapping[str, object] | None = None,
     failure: Failure | None = None,
     mask: bool = True,
-    secrets: Iterable[str | None] = (),
+    secrets: Iterable[SecretText] = (),
     current_count: int | None = None,
 ) -> ContextBlock:
     """Build context from a saved notebook: an nbformat node, a ``LoadedNotebook`` or a path.

@@ -33,6 +33,7 @@ from .errors import (
     TimeoutError,
     redact,
 )
+from .masking_names import SecretText
 from .reply import Reply
 
 __all__ = ["error_fields", "finish_error", "map_http_error", "retry_after"]
@@ -94,7 +95,7 @@ def map_http_error(
     *,
     model: str,
     key_env: str,
-    secrets: Sequence[str | None] = (),
+    secrets: Sequence[SecretText] = (),
     request_id: str | None = None,
 ) -> GlmError:
     """Map one HTTP error response to the error tree, with a one-line message.

@@ -46,6 +46,7 @@ import re
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from .masking_names import SecretText
     from .reply import Reply
 
 __all__ = [
@@ -84,7 +85,7 @@ _TOKEN_PATTERNS = re.compile(
 )
 
 
-def redact(text: str, *secrets: str | None) -> str:
+def redact(text: str, *secrets: SecretText) -> str:
     """Return ``text`` with every given secret and every token-like string masked.
 
     A secret is found in any letter case, and so is any run of 12 or more of
@@ -93,8 +94,9 @@ def redact(text: str, *secrets: str | None) -> str:
     from .masking_shapes import mask_key
 
     for secret in secrets:
-        if secret:
-            text = mask_key(text, secret)[0]
+        value = secret if isinstance(secret, str) or secret is None else secret.reveal()
+        if value:
+            text = mask_key(text, value)[0]
     return _TOKEN_PATTERNS.sub("***", text)
 
 

@@ -128,16 +128,13 @@ class GlmMagics(Magics):
 
     def clean_text(self, text: str, settings: Settings) -> tuple[str, int]:
         """``text`` masked as context is (the keys always); returns the text and the count."""
-        from .masking import mask_key, mask_secrets
+        from .masking import mask_secrets
 
         if self.mask_secrets:
             masked = mask_secrets(text, settings.keys_to_mask())
             return masked.text, masked.count
-        count = 0
-        for key in settings.keys_to_mask():
-            text, found = mask_key(text, key)
-            count += found
-        return text, count
+        redacted = settings.redactor()(text)
+        return redacted, int(redacted != text)
 
     def settings(self, **overrides: Any) -> Settings:
         """Effective settings for one request (``overrides`` from the magic's options)."""

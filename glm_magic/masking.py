@@ -60,6 +60,7 @@ from .masking_names import (
     MASK,
     PLACEHOLDER,
     Replace,
+    SecretText,
     hint_lines,
     is_secret_name,
     mask_group,
@@ -120,12 +121,14 @@ class Masked:
     count: int
 
 
-def mask_secrets(text: str, extra_secrets: Iterable[str | None] = ()) -> Masked:
+def mask_secrets(text: str, extra_secrets: Iterable[SecretText] = ()) -> Masked:
     """Return ``text`` with secrets replaced by ``***`` and how many were masked.
 
     ``extra_secrets`` are values to mask wherever they occur, in any case and
     any 12+ character run of them (the configured API key, ...); ``None`` and
-    values shorter than 6 characters are ignored. The module docstring lists
+    values shorter than 6 characters are ignored; wrapped values (with a
+    ``reveal()`` method, such as the key's ``Secret``) are unwrapped only
+    here, so callers never hold the key's text. The module docstring lists
     every rule.
     """
     secrets = _usable_secrets(extra_secrets)
@@ -170,11 +173,12 @@ def _name_passes(text: str) -> tuple[str, int]:
     return "\n".join(lines), count
 
 
-def _usable_secrets(values: Iterable[str | None]) -> list[str]:
+def _usable_secrets(values: Iterable[SecretText]) -> list[str]:
     """Return the configured secrets worth masking, longest first."""
+    texts = (v if isinstance(v, str) or v is None else v.reveal() for v in values)
     usable = {
         value.strip()
-        for value in values
+        for value in texts
         if isinstance(value, str)
         and len(value.strip()) >= _MIN_CONFIGURED
         and not PLACEHOLDER.search(value.strip())

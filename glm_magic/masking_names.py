@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol, TypeAlias
 
 __all__ = [
     "MASK",
     "NAME_HINT",
     "PLACEHOLDER",
     "Replace",
+    "Revealable",
+    "SecretText",
     "hint_lines",
     "is_secret_name",
     "looks_random",
@@ -30,6 +33,18 @@ MASK = "***"
 
 #: A pass's replacement: the new text of a match, or ``None`` to keep it as is.
 Replace = Callable[[re.Match[str]], "str | None"]
+
+
+class Revealable(Protocol):
+    """A secret kept wrapped (:class:`glm_magic.config.Secret`): its text only on demand."""
+
+    def reveal(self) -> str:
+        """The secret's text."""
+        ...
+
+
+#: A configured secret as callers hold it: text, wrapped (so no local variable shows it), or none.
+SecretText: TypeAlias = "str | Revealable | None"
 
 _MIN_VALUE = 4
 _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")

@@ -149,7 +149,7 @@ class ChatPanel(PanelLayout):
         except ValueError:
             return "none"
 
-    def _secrets(self, settings: Any) -> list[str | None]:
+    def _secrets(self, settings: Any) -> list[Any]:
         return list(settings.keys_to_mask())
 
     def preview(self, prompt: str = "") -> ContextPreview:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .masking_names import SecretText
 from .models import CATALOG, ModelInfo, estimate_cost, estimate_tokens
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def preview_context(
     system: str,
     prompt: str = "",
     mask: bool = True,
-    secrets: Iterable[str | None] = (),
+    secrets: Iterable[SecretText] = (),
 ) -> ContextPreview:
     """Build the context ``spec`` selects, as a send would, priced at ``info``'s input rate."""
     preview = ContextPreview(spec)
