@@ -153,11 +153,12 @@ def test_replies_echoing_the_key_are_redacted_everywhere(k: Kernel) -> None:
         k.run(f"%config GlmMagics.base_url = {url!r}")
         first = k.run("%%glm --new -o echoed\nsay it")
         second = k.run("%%glm\nand again")
-        shown = k.run("print(echoed.text, repr(echoed), echoed._repr_markdown_())\n%glm history")
+        shown = k.run("print(echoed.text, repr(echoed), echoed._repr_html_())\n%glm history")
     finally:
         k.run("%config GlmMagics.base_url = ''")
         server.shutdown()
     assert first.status == "ok", first.messages
+    assert shown.status == "ok", shown.error
     assert "exact *** upper *** short *** done" in shown.stdout
     for ex in (first, second, shown):
         clean(ex.everything())
