@@ -142,7 +142,10 @@ class FailureButtons:
                 f"Paste it into a new cell; in Python it is {ref}."
             ),
         )
-        note = "; ".join([f"{kind}: {describe(prompt, failure)}", *prompt.notes])
+        from .safety import key_warnings
+
+        notes = [f"{kind}: {describe(prompt, failure)}", *prompt.notes, *key_warnings(settings)]
+        note = "; ".join(notes)
         self.output.children = (html_widget(status_html(note)), view.box)
         self._busy(True)
 

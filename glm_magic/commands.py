@@ -72,7 +72,10 @@ def cmd_key(magics: GlmMagics, args: list[str]) -> None:
 
     from .config import set_session_key
 
-    where = magics.settings().shown_base_url
+    try:
+        where = magics.settings().shown_base_url
+    except UsageError:  # a bad base URL must not stop the key from being entered
+        where = "the endpoint"
     value = getpass.getpass(f"API key for {where} (hidden, kept for this kernel): ")
     try:
         set_session_key(value)

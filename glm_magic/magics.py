@@ -126,16 +126,6 @@ class GlmMagics(Magics):
         """The model a request would use now (``GlmMagics.model``, else ``$GLM_MODEL``)."""
         return self.model or os.environ.get("GLM_MODEL") or DEFAULT_MODEL
 
-    def clean_text(self, text: str, settings: Settings) -> tuple[str, int]:
-        """``text`` masked as context is (the keys always); returns the text and the count."""
-        from .masking import mask_secrets
-
-        if self.mask_secrets:
-            masked = mask_secrets(text, settings.keys_to_mask())
-            return masked.text, masked.count
-        redacted = settings.redactor()(text)
-        return redacted, int(redacted != text)
-
     def settings(self, **overrides: Any) -> Settings:
         """Effective settings for one request (``overrides`` from the magic's options)."""
         # Empty model / base_url: read $GLM_MODEL / $GLM_BASE_URL now, so `%env` takes effect.
@@ -331,21 +321,6 @@ class GlmMagics(Magics):
             if out:
                 self.shell.user_ns[out] = reply
 
-    def _interpolate(self, text: str, settings: Settings) -> tuple[str, int]:
-        """Interpolate ``{...}``; every value is masked as context is. Returns the masked count."""
-        from .interpolate import interpolate
-
-        count = 0
-
-        def clean(value: str) -> str:
-            nonlocal count
-            value, found = self.clean_text(value, settings)
-            count += found
-            return value
-
-        namespace = self.shell.user_ns if self.shell is not None else {}
-        return interpolate(text, namespace, clean=clean).text, count
-
     # -- %%glm ----------------------------------------------------------------------
 
     @magic_arguments()
@@ -409,7 +384,11 @@ class GlmMagics(Magics):
             raise UsageError(f"-o needs a Python name, not {args.out!r}")
         masked = 0
         if not args.no_interpolate:
-            text, masked = self._interpolate(text, self.settings(model=args.model))
+            from .prompt_masking import interpolate_masked
+
+            namespace = self.shell.user_ns if self.shell is not None else {}
+            settings = self.settings(model=args.model)
+            text, masked = interpolate_masked(text, namespace, settings, mask=self.mask_secrets)
         if masked:
             print(f"ⓘ {masked} secret{'s' if masked > 1 else ''} masked in interpolated values")
         self.run_prompt(

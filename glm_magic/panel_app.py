@@ -299,7 +299,10 @@ class ChatPanel(PanelLayout):
 
             key_env = self.magics.api_key_env
             settings = Settings(api_key=find_key(key_env), api_key_env=key_env)
-        masked, count = self.magics.clean_text(prompt, settings)
+        from .prompt_masking import clean_text
+
+        mask = bool(getattr(self.magics, "mask_secrets", True))
+        masked, count = clean_text(prompt, settings, mask=mask)
         if count and self.prompt.value.strip():
             self.prompt.value = masked  # what the box (widget state, saved notebook) holds
         return masked, count
