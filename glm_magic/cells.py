@@ -7,7 +7,8 @@ send exactly one cell per run, joined from the reply's code blocks; a
 payload sent from a background thread or widget callback lands on the *next*
 cell, so only the main thread of the running cell may call this. Colab,
 JupyterLite and headless runners (nbclient, papermill) ignore payloads: the
-user is told so in one line and where the code is.
+user is told so in one line and where the code is. A code block the reply was
+cut inside (token limit) is never inserted, and the user is told it was left out.
 """
 
 from __future__ import annotations
@@ -60,10 +61,17 @@ def insert_reply_code(shell: Any, reply: Reply, name: str) -> bool:
     Must run on the main thread, inside the cell's own execution. Prints one
     line saying what happened; returns whether a payload was sent.
     """
+    from .reply import CUT_BLOCK_LEFT_OUT
+
     code = reply.code
     if not code.strip():
-        print("ⓘ no code block in the reply: nothing to insert")
+        if reply.cut_code:
+            print(f"ⓘ {CUT_BLOCK_LEFT_OUT}: nothing to insert")
+        else:
+            print("ⓘ no code block in the reply: nothing to insert")
         return False
+    if reply.cut_code:
+        print(f"ⓘ {CUT_BLOCK_LEFT_OUT}; the closed blocks are inserted")
     where = frontend(shell)
     shell.set_next_input(code_cell_source(code, reply.model), replace=False)
     if where == "terminal":

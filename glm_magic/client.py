@@ -117,6 +117,7 @@ class ReplyStream:
         self._settings = settings
         self._body = body
         self._builder = ReplyBuilder(settings.model, redact=settings.redactor())
+        self._builder.max_tokens = settings.max_tokens
         self._response: httpx.Response | None = None
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
@@ -462,6 +463,7 @@ class ChatClient:
         while True:
             attempt += 1
             builder = ReplyBuilder(s.model, redact=s.redactor())
+            builder.max_tokens = s.max_tokens
             try:
                 response = self.send(s, body, stream=False)
                 if response.status_code >= 400:

@@ -24,7 +24,6 @@ from .errors import (
     ContextTooLongError,
     GenerationFailedError,
     GlmError,
-    MaxTokensError,
     ModelNotFoundError,
     PermissionDeniedError,
     QuotaError,
@@ -154,7 +153,11 @@ def map_http_error(
 
 
 def finish_error(reason: str, partial: Reply) -> GlmError | None:
-    """The error for a finish reason that means the reply is incomplete, else ``None``."""
+    """The error for a finish reason that means the reply failed, else ``None``.
+
+    ``length`` is not one: a reply cut at the token limit is kept as a reply
+    (:attr:`Reply.truncated`, with its note), so a notebook run goes on.
+    """
     if reason in ("sensitive", "content_filter"):  # content_filter: OpenAI's name (LiteLLM)
         return ContentFilteredError(
             "the provider's safety filter stopped the reply", finish_reason=reason, partial=partial
@@ -162,12 +165,6 @@ def finish_error(reason: str, partial: Reply) -> GlmError | None:
     if reason == "network_error":
         return GenerationFailedError(
             "the provider reported an inference failure (network_error); try again",
-            finish_reason=reason,
-            partial=partial,
-        )
-    if reason == "length":
-        return MaxTokensError(
-            "the reply reached the max tokens limit; raise --max-tokens to get more",
             finish_reason=reason,
             partial=partial,
         )

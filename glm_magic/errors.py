@@ -29,12 +29,13 @@ text (:meth:`GlmError.one_line`), never a traceback.
     │   └── NotebookChangedError ..... the file changed on disk since it was read
     ├── IncompleteReplyError ......... the model stopped for a reason other than "stop"
     │   ├── ContentFilteredError ..... finish_reason "sensitive", code 1301
-    │   ├── GenerationFailedError .... finish_reason "network_error"
-    │   └── MaxTokensError ........... finish_reason "length"
+    │   └── GenerationFailedError .... finish_reason "network_error"
     └── StoppedError ................. the user stopped the reply (interrupt, Stop)
 
 Errors raised while a reply was streaming carry the text received so far in
-:attr:`GlmError.partial`, so callers can keep it on screen.
+:attr:`GlmError.partial`, so callers can keep it on screen. A reply cut by the
+output token limit (``length``) is not an error: it comes back as a
+:class:`~glm_magic.reply.Reply` with ``truncated`` set and a one-line ``note``.
 
 No message in this tree ever contains an API key: the client passes every
 server-supplied string through :func:`redact` before building an error.
@@ -60,7 +61,6 @@ __all__ = [
     "GenerationFailedError",
     "GlmError",
     "IncompleteReplyError",
-    "MaxTokensError",
     "MissingKeyError",
     "ModelNotFoundError",
     "NotebookChangedError",
@@ -291,12 +291,6 @@ class GenerationFailedError(IncompleteReplyError):
     """The provider reported an inference failure (``network_error``)."""
 
     label = "Generation failed"
-
-
-class MaxTokensError(IncompleteReplyError):
-    """The reply hit the output token limit (``length``)."""
-
-    label = "Reply cut at max tokens"
 
 
 class StoppedError(GlmError):

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_NESTING",
     "PYTHON_LANGS",
     "CodeBlock",
+    "close_open_fence",
     "code_blocks",
     "escape_text",
     "fence_closed",
@@ -147,9 +148,16 @@ def code_blocks(text: str) -> list[CodeBlock]:
     ]
 
 
-def without_code(text: str) -> str:
-    """``text`` minus the fenced blocks that :func:`join_code` takes (a fix's diagnosis)."""
-    fences = [t for t in tokens(text) if t.type == "fence" and t.map]
+def without_code(text: str, *, closed_only: bool = False) -> str:
+    """``text`` minus the fenced blocks that :func:`join_code` takes (a fix's diagnosis).
+
+    With ``closed_only`` (as ``join_code``'s) a block the text ends inside stays.
+    """
+    fences = [
+        t
+        for t in tokens(text)
+        if t.type == "fence" and t.map and (fence_closed(t) or not closed_only)
+    ]
     python_only = any(_lang(t) in PYTHON_LANGS for t in fences)
     drop: set[int] = set()
     for t in fences:
@@ -157,6 +165,18 @@ def without_code(text: str) -> str:
             drop.update(range(*(t.map or (0, 0))))
     kept = [line for i, line in enumerate(text.split("\n")) if i not in drop]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def close_open_fence(text: str) -> str:
+    """``text`` with a closing fence added when it ends inside a fenced code block.
+
+    Markdown written after a cut reply's text (a note, a footer) would
+    otherwise land inside its last, unclosed block.
+    """
+    fences = [t for t in tokens(text) if t.type == "fence"]
+    if not fences or fence_closed(fences[-1]):
+        return text
+    return f"{text.rstrip(chr(10))}\n{fences[-1].markup}"
 
 
 def _lang(token: Token) -> str:
@@ -179,14 +199,15 @@ def fenced(body: str, lang: str = "") -> str:
     return f"{fence}{lang}\n{body.rstrip()}\n{fence}"
 
 
-def join_code(text: str, *, python_only: bool = True) -> str:
+def join_code(text: str, *, python_only: bool = True, closed_only: bool = False) -> str:
     """Join the (Python) code blocks of ``text`` into one cell's source.
 
     When ``python_only`` is set and there are Python blocks, other languages
     (shell output, JSON samples) are left out; when there are none, all
     blocks are joined so the user still gets something to insert.
+    ``closed_only`` leaves out a block the text ends inside (a cut reply's).
     """
-    blocks = code_blocks(text)
+    blocks = [b for b in code_blocks(text) if b.closed or not closed_only]
     chosen = [b for b in blocks if b.is_python] if python_only else blocks
     if not chosen:
         chosen = blocks

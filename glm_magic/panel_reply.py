@@ -79,7 +79,7 @@ class ReplyView:
                 model=reply.model,
                 text=reply.text,
                 footer=footer,
-                error=reply.error or "",
+                error=reply.error or reply.note,
                 done=True,
                 actions=True,
                 insert_note=self.insert_note,

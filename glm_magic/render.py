@@ -118,7 +118,8 @@ def reply_bundle(
     the error on its own (the magic raises it as the cell's one-line error).
     """
     footer = reply.footer()
-    error = reply.error if show_error else ""
+    # A cut reply's note (Reply.note) is no error: it always shows.
+    error = (reply.error if show_error else "") or reply.note
     data: dict[str, str] = {"text/plain": _plain(reply.text, footer, error)}
     if fmt != "text":
         data["text/html"] = compose_html(
@@ -137,6 +138,7 @@ def reply_bundle(
             "finish_reason": reply.finish_reason,
             "request_id": reply.request_id,
             "complete": reply.complete,
+            "truncated": reply.truncated,
             "elapsed": round(reply.elapsed, 3),
             "cost_usd": reply.cost,
             "usage": None
@@ -281,7 +283,7 @@ class TerminalRenderer:
         if len(reply.text) > self._shown_text:
             self.out.write(reply.text[self._shown_text :])
         self._shown_text = len(reply.text)
-        if reply.error:
-            self.out.write(f"\n[{reply.error}]")
+        if reply.error or reply.note:
+            self.out.write(f"\n[{reply.error or reply.note}]")
         self.out.write("\n" + self._dim(f"-- {reply.footer()}") + "\n")
         self.out.flush()

@@ -5,6 +5,11 @@ returns, streamed or not: the answer (``.text``), the thinking kept apart
 (``.reasoning``), the fenced code joined (``.code``), token usage, the model,
 why it finished, the request id, time taken and estimated cost. It renders as
 safe HTML in Jupyter (:mod:`glm_magic.htmlrender`) and has a short plain ``repr``.
+
+A reply cut by an output token limit (``finish_reason`` ``length``) is still
+a reply, not an error: it is kept and shown, ``.truncated`` is true,
+``.complete`` false, and ``.note`` is the one plain line that says where it
+was cut and how to allow more; renderers show that line.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usa
 from .markdown import CodeBlock, code_blocks, join_code
 from .models import estimate_cost, model_info
 
-__all__ = ["Reply", "ReplyBuilder", "ToolCall"]
+__all__ = ["CUT_BLOCK_LEFT_OUT", "Reply", "ReplyBuilder", "ToolCall"]
+
+#: What every code insertion says when the reply ended inside a code block.
+CUT_BLOCK_LEFT_OUT = "the reply was cut inside a code block, which was left out (unfinished)"
 
 
 @dataclass
@@ -44,11 +52,48 @@ class Reply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     #: One line saying why the reply is incomplete ("" when it is complete).
     error: str = ""
+    #: The output cap the request carried (``max_tokens``); ``None`` when none was sent.
+    max_tokens: int | None = None
 
     @property
     def complete(self) -> bool:
         """True when the model finished normally and nothing went wrong."""
         return not self.error and self.finish_reason in ("stop", "tool_calls")
+
+    @property
+    def truncated(self) -> bool:
+        """True when an output token limit cut the reply (``finish_reason`` ``length``)."""
+        return self.finish_reason == "length" and not self.error
+
+    @property
+    def note(self) -> str:
+        """One plain line for a cut reply: where it was cut and how to allow more; else ""."""
+        if not self.truncated:
+            return ""
+        n = self.usage.completion_tokens if self.usage is not None else None
+        cut = f"Cut at {n:,} tokens" if n else "Cut at the output token limit"
+        info = model_info(self.model)
+        maximum = f"{info.max_output:,}"
+        if self.max_tokens is not None:
+            if info.known and self.max_tokens >= info.max_output:
+                return (
+                    f"{cut}: your max_tokens ({self.max_tokens:,}) is {self.model}'s maximum "
+                    "output; ask for a shorter answer, or ask it to continue"
+                )
+            return (
+                f"{cut}: your max_tokens cap ({self.max_tokens:,}) was reached; allow more "
+                "with --max-tokens N (or GlmMagics.max_tokens)"
+            )
+        if info.known and n is not None and n >= info.max_output:
+            return (
+                f"{cut}: {self.model}'s maximum output ({maximum} tokens in the catalog) was "
+                "reached, no max_tokens was set; ask for a shorter answer, or ask it to continue"
+            )
+        upto = f" (up to {maximum}, {self.model}'s maximum)" if info.known else ""
+        return (
+            f"{cut}: the server's own output limit (no max_tokens was set); allow more "
+            f"with --max-tokens N{upto}"
+        )
 
     @property
     def code_blocks(self) -> list[CodeBlock]:
@@ -57,8 +102,25 @@ class Reply:
 
     @property
     def code(self) -> str:
-        """The answer's Python code blocks joined into one runnable cell."""
-        return join_code(self.text)
+        """The answer's Python code blocks joined into one runnable cell.
+
+        When the reply was cut short (token limit, stop, error) inside a code
+        block, that unfinished block is left out (see :attr:`cut_code`).
+        """
+        return join_code(self.text, closed_only=not self.complete)
+
+    @property
+    def cut_code(self) -> str:
+        """The code of the block a cut-short reply ended inside, which ``.code`` leaves out."""
+        if self.complete:
+            return ""
+        blocks = code_blocks(self.text)
+        if not blocks or blocks[-1].closed:
+            return ""
+        last = blocks[-1]
+        # Only a block .code would have taken counts (a cut shell sample does not).
+        taken = last.is_python or not any(b.is_python for b in blocks)
+        return last.code if taken and last.code.strip() else ""
 
     @property
     def cost(self) -> float | None:
@@ -109,7 +171,7 @@ class Reply:
             text=self.text or "*(empty reply)*",
             reasoning=self.reasoning,
             footer=self.footer(),
-            error=self.error or "",
+            error=self.error or self.note,
             done=True,
         )
         return f'{REPLY_CSS}<div class="glm-reply">{inner}</div>'
@@ -134,6 +196,8 @@ class ReplyBuilder:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.request_id: str | None = None
+        #: The request's ``max_tokens`` (for the cut note), set by whoever sends it.
+        self.max_tokens: int | None = None
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.chars = 0
@@ -204,4 +268,5 @@ class ReplyBuilder:
             elapsed=time.monotonic() - self.started,
             tool_calls=[self._tools[i] for i in sorted(self._tools)],
             error=error,
+            max_tokens=self.max_tokens,
         )

@@ -67,6 +67,7 @@ def _pump(stream: Iterable[Event], out: queue.SimpleQueue[object]) -> None:
 
 def _finish(builder: ReplyBuilder, stream: Stoppable, error: GlmError | None) -> Reply:
     builder.request_id = builder.request_id or stream.builder.request_id
+    builder.max_tokens = stream.builder.max_tokens
     reply = builder.snapshot(error=error.one_line() if error else "")
     if error is not None:
         error.partial = reply

@@ -144,7 +144,6 @@ def test_http_errors_map_to_the_tree(
         ("error_event", errors.StreamBrokenError),
         ("sensitive", errors.ContentFilteredError),
         ("network_error", errors.GenerationFailedError),
-        ("length", errors.MaxTokensError),
     ],
 )
 def test_stream_faults_keep_the_partial_text(
@@ -164,6 +163,27 @@ def test_stream_faults_keep_the_partial_text(
     # One request. None of these faults is retryable anyway: the promise that a retryable
     # one is not retried after text is test_a_retryable_fault_after_text_is_not_retried's.
     assert len(fresh_endpoint.requests) == 1
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_length_is_a_reply_not_an_error(fresh_endpoint: EndpointServer, streaming: bool) -> None:
+    # The request's own cap: the endpoint stops at 12 pieces with finish_reason "length".
+    s = settings_for(fresh_endpoint, "glm-4.7", max_tokens=12, max_retries=3)
+    with ChatClient(s) as client:
+        if streaming:
+            stream = client.stream(MESSAGES)
+            events = list(stream)  # no exception
+            reply = stream.reply
+            assert Finish("length") in events
+        else:
+            reply = client.complete(MESSAGES)
+    assert len(reply.text) == 12 * 4 and not reply.error
+    assert reply.truncated and not reply.complete and reply.finish_reason == "length"
+    assert reply.max_tokens == 12
+    assert reply.usage is not None and reply.usage.completion_tokens == 12
+    assert reply.note.startswith("Cut at 12 tokens: your max_tokens cap (12)")
+    assert "--max-tokens" in reply.note
+    assert len(fresh_endpoint.requests) == 1  # a cut reply is never retried
 
 
 def test_retries_before_first_byte_then_succeed(fresh_endpoint: EndpointServer) -> None:
