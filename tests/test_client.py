@@ -13,7 +13,7 @@ from glm_magic.client import ChatClient
 from glm_magic.config import Secret, Settings
 from glm_magic.errormap import map_http_error
 from glm_magic.events import Finish, ReasoningDelta, TextDelta, Usage
-from glm_magic.testing import EndpointServer, bearer_digest
+from glm_magic.testing import EndpointServer, bearer_digest, serve
 
 from .conftest import FAKE_KEY, PLAIN_KEY
 
@@ -184,6 +184,21 @@ def test_length_is_a_reply_not_an_error(fresh_endpoint: EndpointServer, streamin
     assert reply.note.startswith("Cut at 12 tokens: your max_tokens cap (12)")
     assert "--max-tokens" in reply.note
     assert len(fresh_endpoint.requests) == 1  # a cut reply is never retried
+
+
+def test_the_servers_own_limit_names_the_catalog_maximum() -> None:
+    # No max_tokens sent: the server stops at glm-4.5v's own maximum (16K in the catalog).
+    with serve(tokens=16_400, max_output=16_384) as server:
+        with ChatClient(settings_for(server, "glm-4.5v")) as client:
+            stream = client.stream(MESSAGES)
+            list(stream)
+        reply = stream.reply
+        assert "max_tokens" not in server.requests[0].body
+    assert reply.truncated and reply.max_tokens is None
+    assert reply.note == (
+        "Cut at 16,384 tokens: glm-4.5v's maximum output (16,384 tokens in the catalog) "
+        "was reached, no max_tokens was set; ask for a shorter answer, or ask it to continue"
+    )
 
 
 def test_retries_before_first_byte_then_succeed(fresh_endpoint: EndpointServer) -> None:

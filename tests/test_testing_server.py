@@ -202,6 +202,31 @@ def test_max_tokens_caps_reply_with_length(client: httpx.Client) -> None:
     assert body["usage"]["completion_tokens"] == 4
 
 
+def test_server_max_output_applies_only_without_max_tokens() -> None:
+    with serve(tokens=10, max_output=6) as small, httpx.Client(base_url=small.base_url) as c:
+        body = chat(c).json()
+        assert body["choices"][0]["finish_reason"] == "length"
+        assert body["usage"]["completion_tokens"] == 6
+        asked = chat(c, max_tokens=8).json()  # the request's own cap wins
+        assert asked["usage"]["completion_tokens"] == 8
+    with pytest.raises(ValueError, match="max_output"):
+        serve(max_output=0)
+
+
+def test_length_in_code_ends_inside_an_open_python_block(client: httpx.Client) -> None:
+    ask = {"messages": [{"role": "user", "content": "write a function"}]}
+    text = stream_text(client, "glm-4.7+fault=length_in_code", **ask)
+    chunks = events(text)
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    answer = content(chunks)
+    assert answer.startswith(reply_for(ask["messages"]).rstrip())
+    assert answer.count("```") == 3  # the scripted block, then one left open
+    assert answer.rstrip().endswith("totals.append(")
+    body = chat(client, "glm-4.7+fault=length_in_code", **ask).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["choices"][0]["message"]["content"] == answer
+
+
 def test_comments_and_first_byte_delay(client: httpx.Client) -> None:
     text = stream_text(client, "glm-4.7+comments=1+first_byte_delay=0.01+tokens=3")
     assert ": keep-alive\n\n" in text

@@ -38,8 +38,10 @@ HTTP error faults (Z.ai bodies, string ``code``): ``401 402 403 404 400-1211
 pieces: ``cut`` (hang up mid-body), ``truncate`` (clean end, no finish, no
 ``[DONE]``), ``malformed`` (one broken frame, then normal), ``glued`` (frame
 pairs on one line), ``sensitive``/``network_error``/``length`` (that finish
-reason), ``tool_index`` (spec quirk 3), ``error_event``, ``no_done``, ``stall``
-(silence for 60 s). Without ``stream``, the three finish faults set
+reason), ``length_in_code`` (the whole scripted reply, then a second
+``python`` block cut mid-line, finish ``length``: a reply cut inside a code
+block), ``tool_index`` (spec quirk 3), ``error_event``, ``no_done``, ``stall``
+(silence for 60 s). Without ``stream``, the finish faults set
 ``finish_reason``; ``cut``/``truncate`` send half the body and hang up,
 ``malformed`` sends half the body, ``error_event`` is a 500 and ``stall`` stalls.
 """
@@ -76,7 +78,7 @@ MODELS = ("glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.6", "glm-4.5", "g
 #: Faults that shape a 200 reply instead of replacing it with an error status.
 STREAM_FAULTS = frozenset(
     {"cut", "truncate", "malformed", "glued", "sensitive", "network_error", "length"}
-    | {"tool_index", "error_event", "no_done", "stall"}
+    | {"length_in_code", "tool_index", "error_event", "no_done", "stall"}
 )
 _INTS = ("tokens", "fail_times", "cut_after")
 _FLOATS = ("delay", "first_byte_delay", "retry_after")
@@ -171,12 +173,16 @@ class ReplyPlan:
         thinking = thinking if d.think is None else d.think
         n = d.tokens if d.tokens is not None else owner.tokens
         text = scripts.filler_text(n) if n is not None else scripts.reply_for(messages)
+        if fault == "length_in_code":
+            text = scripts.cut_in_code(text)
         pieces = [("content", p) for p in scripts.split_tokens(text)]
         if thinking:
             reasoning = scripts.split_tokens(scripts.reasoning_for(messages))
             pieces = [("reasoning_content", p) for p in reasoning] + pieces
-        finish = "stop"
+        finish = "length" if fault == "length_in_code" else "stop"
         cap = body.get("max_tokens")  # reasoning counts against it, as on GLM
+        if cap is None:
+            cap = owner.max_output  # a real server stops at the model's own maximum
         if type(cap) is int and 0 < cap < len(pieces):
             pieces, finish = pieces[:cap], "length"
         delay = d.delay if d.delay is not None else owner.token_delay
@@ -323,13 +329,18 @@ class EndpointServer:
         require_key: str | None = None,
         verbose: bool = False,
         models: tuple[str, ...] = MODELS,
+        max_output: int | None = None,
     ) -> None:
         if not token_delay >= 0:
             raise ValueError(f"token_delay must be >= 0, got {token_delay!r}")
         if tokens is not None and tokens < 0:
             raise ValueError(f"tokens must be >= 0, got {tokens!r}")
+        if max_output is not None and max_output < 1:
+            raise ValueError(f"max_output must be >= 1, got {max_output!r}")
         self.token_delay = token_delay
         self.tokens = tokens
+        #: The output limit for requests without ``max_tokens`` (``None``: no limit).
+        self.max_output = max_output
         self.require_key = require_key
         self.verbose = verbose
         #: The ids ``GET /models`` lists (a test may serve hostile ones).
@@ -435,6 +446,7 @@ def serve(
     *,
     require_key: str | None = None,
     verbose: bool = False,
+    max_output: int | None = None,
 ) -> EndpointServer:
     """Start an endpoint in a daemon thread and return it (already serving).
 
@@ -442,8 +454,17 @@ def serve(
     makes every reply exactly that many 4-character pieces. With *require_key*,
     requests need ``Authorization: Bearer <require_key>``; by default no key is
     needed, like other loopback endpoints. *verbose* logs request lines to stderr.
+    *max_output* is the server's own output limit for requests that send no
+    ``max_tokens`` (real servers stop at the model's maximum): a longer reply
+    is cut there with ``finish_reason`` ``length``.
     """
     server = EndpointServer(
-        host, port, token_delay, tokens, require_key=require_key, verbose=verbose
+        host,
+        port,
+        token_delay,
+        tokens,
+        require_key=require_key,
+        verbose=verbose,
+        max_output=max_output,
     )
     return server.start()

@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tokens", type=int, default=None, metavar="N", help="reply length")
     parser.add_argument(
+        "--max-output",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cut replies at N tokens (finish 'length') when a request sends no max_tokens",
+    )
+    parser.add_argument(
         "--require-key", default=None, metavar="KEY", help="demand 'Authorization: Bearer KEY'"
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             args.tokens,
             require_key=args.require_key,
             verbose=not args.quiet,
+            max_output=args.max_output,
         )
     except (OSError, OverflowError, ValueError) as exc:  # busy port, bad host/port
         print(f"glm-magic-endpoint: cannot start: {exc}", file=sys.stderr)

@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "TOKEN_CHARS",
     "classify",
+    "cut_in_code",
     "error_fault",
     "error_fault_names",
     "estimate_prompt_tokens",
@@ -159,6 +160,19 @@ def filler_text(n_tokens: int) -> str:
             piece = word + " "
         pieces.append(piece)
     return "".join(pieces)
+
+
+def cut_in_code(text: str) -> str:
+    """``text`` followed by a second ``python`` block that stops mid-line, never closed.
+
+    What a reply cut by the token limit inside a code block looks like: code
+    insertion must take the closed blocks only.
+    """
+    return (
+        f"{text.rstrip()}\n\nA longer version, step by step:\n\n"
+        "```python\n# the unfinished block\ndef running_totals(values):\n"
+        "    totals = []\n    for value in values:\n        totals.append("
+    )
 
 
 def _echo(text: str, limit: int) -> str:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LoopbackHTTPServer"]
 
-_STOPPING = STREAM_FAULTS - {"malformed", "glued", "no_done"}  # end generation at cut_after
+# Faults that end generation at cut_after (length_in_code is cut by its own script).
+_STOPPING = STREAM_FAULTS - {"malformed", "glued", "no_done", "length_in_code"}
 _FINISH_FAULTS = ("sensitive", "network_error", "length")
 _MALFORMED = '{"id": "x", "choices": [ {"delta": '
 _STALL_SECONDS = 60.0
@@ -356,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return "fault"
         self._send(200, "application/json", text, headers)
-        return "fault" if fault in _FINISH_FAULTS else "completed"
+        return "fault" if fault in (*_FINISH_FAULTS, "length_in_code") else "completed"
 
     def _stream(self, gen: ReplyPlan, headers: dict[str, str]) -> str:
         """Answer ``stream: true``: chunked SSE, one flushed event per token piece."""
