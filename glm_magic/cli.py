@@ -38,7 +38,7 @@ from .assist import build_assist_prompt, describe
 from .cli_args import build_parser
 from .cli_cells import cells_for, insert_planned, mask_outputs
 from .cli_exec import CellFailure, Executed, ExecutionFailed, execute_notebook
-from .cli_report import Console, Totals, stream_reply
+from .cli_report import Console, Heartbeat, Totals, stream_reply
 from .client import ChatClient
 from .config import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV, Settings, resolve_settings
 from .errors import (
@@ -54,6 +54,7 @@ from .errors import (
 )
 from .models import model_info
 from .notebook import LoadedNotebook, NewCell, read_notebook, write_notebook
+from .reply import CUT_BLOCK_LEFT_OUT
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -210,11 +211,25 @@ def _ask_all(
                 continue
             totals.add(reply)
             console.note(f"{label}: {reply.footer()}")
+            if reply.note:  # cut at the token limit: kept and written, with this line
+                console.note(f"{label}: warning: {reply.note}")
             if args.show:
                 console.result(f"--- {item.failure.label} ---\n{reply.text.rstrip()}\n")
-            cells = cells_for(kind, item, reply.text, reply.code, reply.footer(), settings)
+            cells = cells_for(
+                kind,
+                item,
+                reply.text,
+                reply.code,
+                reply.footer(),
+                settings,
+                note=reply.note,
+                cut_code=bool(reply.cut_code),
+            )
+            if kind == "fix" and reply.cut_code:
+                console.note(f"{label}: {CUT_BLOCK_LEFT_OUT}")
             if kind == "fix" and cells[-1].cell_type != "code":
-                console.note(f"{label}: the reply had no code block; only the diagnosis inserted")
+                if not reply.cut_code:
+                    console.note(f"{label}: the reply had no code block; diagnosis only")
                 problems += 1
             planned.append((item, cells))
     if totals.replies:
@@ -223,7 +238,12 @@ def _ask_all(
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = resolve_settings(base_url=args.base_url, model=args.model, api_key_env=args.key_env)
+    settings = resolve_settings(
+        base_url=args.base_url,
+        model=args.model,
+        api_key_env=args.key_env,
+        max_tokens=args.max_tokens,
+    )
     if settings.needs_key and settings.api_key is None:
         env = settings.api_key_env
         raise MissingKeyError(
@@ -293,14 +313,26 @@ def _execute(
     env: dict[str, str] | None = None,
 ) -> Executed:
     console.note(f"running {path} in a {args.kernel} kernel...")
-    executed = execute_notebook(
-        nb,
-        folder=path.resolve().parent,
-        timeout=args.timeout,
-        kernel=args.kernel,
-        env=env,
-        on_cell=lambda done, total: console.status(f"running cell {done}/{total}"),
-    )
+    where = [0, 0]  # the code cell running now, code cells in all: read by the heartbeat
+
+    def on_cell(current: int, total: int) -> None:
+        where[:] = [current, total]
+        console.status(f"running cell {current}/{total}")
+
+    def progress() -> str:
+        current, total = where
+        doing = f"running cell {current}/{total}" if current else "starting the kernel"
+        return f"{doing}, {beat.elapsed:.0f} s elapsed"
+
+    with Heartbeat(console, progress) as beat:
+        executed = execute_notebook(
+            nb,
+            folder=path.resolve().parent,
+            timeout=args.timeout,
+            kernel=args.kernel,
+            env=env,
+            on_cell=on_cell,
+        )
     failed = len(executed.failures)
     console.note(
         f"ran {executed.code_cells} code cell{'s' if executed.code_cells != 1 else ''} "

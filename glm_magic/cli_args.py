@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask about at most N failing cells (default 10); cells that fail only "
         "because an earlier one did come last",
     )
+    model_opts.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="cap on each reply's tokens (default: the server's); a reply cut there is "
+        "written with a note saying so",
+    )
     model_opts.add_argument("--show", action="store_true", help="print each reply to stdout")
     where = model_opts.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", metavar="OUT.ipynb", help="write the result here")

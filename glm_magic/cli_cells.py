@@ -15,7 +15,7 @@ from typing import Any
 
 from .cli_exec import CellFailure
 from .config import Secret, Settings
-from .markdown import escape_text, safe_markdown, without_code
+from .markdown import close_open_fence, escape_text, safe_markdown, without_code
 from .masking import mask_key
 from .notebook import LoadedNotebook, NewCell, insert_cells
 
@@ -29,8 +29,17 @@ def cells_for(
     code: str,
     footer: str,
     settings: Settings,
+    *,
+    note: str = "",
+    cut_code: bool = False,
 ) -> list[NewCell]:
-    """The cells to insert below a failing cell for one reply."""
+    """The cells to insert below a failing cell for one reply.
+
+    ``note`` is a cut reply's one line (:attr:`Reply.note`), shown above the
+    footer; ``cut_code`` says the reply ended inside a code block, which
+    ``code`` does not hold: it stays visible in the Markdown, closed, and the
+    cell says it was left out of the fixed cell.
+    """
     # The prompt was masked, but a proxy or a model could still echo the key.
     redact = settings.redactor()
     text, code = redact(text), redact(code)
@@ -45,18 +54,24 @@ def cells_for(
         if item.follows is not None
         else ""
     )
+    warning = f"**⚠ {escape_text(note)}**\n\n" if note else ""
     if kind == "explain":
         body = f"**glm-magic: why {failure.label} failed** ({summary})\n\n{follows}{text}"
-        return [NewCell(f"{body.rstrip()}\n\n<sub>{footer}</sub>", "markdown")]
-    diagnosis = without_code(text) if code.strip() else ""
-    after = (
-        f"The next cell is a corrected {failure.label}."
-        if code.strip()
-        else "_The reply held no code block, so no fixed cell was inserted._"
-    )
+        body = close_open_fence(body.rstrip())
+        return [NewCell(f"{body}\n\n{warning}<sub>{footer}</sub>", "markdown")]
+    diagnosis = without_code(text, closed_only=cut_code) if code.strip() else ""
+    if code.strip():
+        after = f"The next cell is a corrected {failure.label}."
+    elif cut_code:
+        after = "_The reply was cut inside its code block, so no fixed cell was inserted._"
+    else:
+        after = "_The reply held no code block, so no fixed cell was inserted._"
+    if code.strip() and cut_code:
+        after += " _The reply was cut inside a later code block, which was left out of it._"
+    shown = close_open_fence(diagnosis or text.strip())
     body = (
         f"**glm-magic: fix for {failure.label}** ({summary})\n\n{follows}"
-        f"{diagnosis or text.strip()}\n\n{after}\n\n<sub>{footer}</sub>"
+        f"{shown}\n\n{after}\n\n{warning}<sub>{footer}</sub>"
     )
     cells = [NewCell(body, "markdown")]
     if code.strip():

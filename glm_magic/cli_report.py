@@ -4,8 +4,10 @@ Results (failing cells, replies with ``--show``, verification, the file
 written) go to stdout so they can be piped; progress, per-reply token and
 cost lines, totals and errors go to stderr. On a terminal the line of a
 streaming reply is rewritten in place with ``\r`` at most four times a
-second; anywhere else (a log file, CI) only its final line is printed, so
-logs do not fill up with partial counts.
+second. Anywhere else (a log file, CI, ``nohup``) a :class:`Heartbeat` prints
+one progress line at a slow fixed pace (every :data:`PROGRESS_EVERY` seconds:
+which cell, tokens so far, time elapsed), so a long reply or a slow cell does
+not look like a hang while logs stay short.
 
 Everything printed is masked first, as context is (:func:`~glm_magic.masking.mask_secrets`
 with the key variables' values): a cell's error, a reply or a failed fix can
@@ -15,9 +17,11 @@ hold the key, since the notebook's kernel inherits the environment.
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TextIO
 
 from .client import ChatClient
@@ -25,10 +29,12 @@ from .config import Secret
 from .events import ReasoningDelta, TextDelta
 from .reply import Reply
 
-__all__ = ["Console", "Totals", "stream_reply"]
+__all__ = ["PROGRESS_EVERY", "Console", "Heartbeat", "Totals", "stream_reply"]
 
 #: Seconds between two rewrites of a status line (about 4 a second).
 STATUS_INTERVAL = 0.25
+#: Seconds between two progress lines when stderr is not a terminal.
+PROGRESS_EVERY = 10.0
 
 
 class Console:
@@ -41,6 +47,7 @@ class Console:
         *,
         tty: bool | None = None,
         secrets: Iterable[Secret] = (),
+        progress_every: float | None = None,
     ) -> None:
         self._secrets = list(secrets)
         self.out = out if out is not None else sys.stdout
@@ -49,8 +56,12 @@ class Console:
             isatty = getattr(self.err, "isatty", None)
             tty = bool(isatty()) if callable(isatty) else False
         self.tty = tty
+        #: Seconds between heartbeat lines off a terminal (tests use a short pace).
+        self.progress_every = PROGRESS_EVERY if progress_every is None else progress_every
         self._status = False
         self._last = 0.0
+        # A heartbeat writes from its own thread: whole lines only, never interleaved.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Console tty={self.tty}>"
@@ -67,13 +78,15 @@ class Console:
 
     def result(self, text: str) -> None:
         """Print a result line (stdout), masked."""
-        self.clear_status()
-        print(self.clean(text), file=self.out, flush=True)
+        with self._lock:
+            self.clear_status()
+            print(self.clean(text), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
         """Print a progress or summary line (stderr), masked."""
-        self.clear_status()
-        print(self.clean(text), file=self.err, flush=True)
+        with self._lock:
+            self.clear_status()
+            print(self.clean(text), file=self.err, flush=True)
 
     def status(self, text: str, *, force: bool = False) -> None:
         """Rewrite the status line on a terminal (throttled); do nothing elsewhere."""
@@ -94,6 +107,47 @@ class Console:
             self.err.write("\r\x1b[K")
             self.err.flush()
             self._status = False
+
+
+class Heartbeat:
+    """Off a terminal, print ``line()`` every ``console.progress_every`` seconds while open.
+
+    Used as a context manager around a long step (a reply, a notebook run).
+    On a terminal it does nothing: the status line already moves there.
+    """
+
+    def __init__(self, console: Console, line: Callable[[], str]) -> None:
+        self.console = console
+        self.line = line
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the heartbeat started."""
+        return time.monotonic() - self.started
+
+    def __enter__(self) -> Heartbeat:
+        self.started = time.monotonic()
+        if not self.console.tty and self.console.progress_every > 0:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="glm-heartbeat")
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.console.progress_every):
+            self.console.note(self.line())
 
 
 @dataclass
@@ -142,20 +196,29 @@ def stream_reply(
     on failure; the connection is closed in every case, including Ctrl-C.
     """
     stream = client.stream(messages)
-    tokens = thinking = 0
+    counts = [0, 0]  # answer and thinking pieces, read by the heartbeat's thread
+
+    def progress() -> str:
+        think = f" ({counts[1]:,} thinking)" if counts[1] else ""
+        return (
+            f"{label}: {counts[0] + counts[1]:,} tokens so far{think}, {beat.elapsed:.0f} s elapsed"
+        )
+
     console.status(f"{label}: waiting for the first token...", force=True)
+    beat = Heartbeat(console, progress)
     try:
-        for event in stream:
-            if isinstance(event, TextDelta):
-                tokens += 1
-            elif isinstance(event, ReasoningDelta):
-                thinking += 1
-            else:
-                continue
-            think = f" ({thinking:,} thinking)" if thinking else ""
-            console.status(
-                f"{label}: {tokens + thinking:,} tokens{think}, {stream.builder.chars:,} chars"
-            )
+        with beat:
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    counts[0] += 1
+                elif isinstance(event, ReasoningDelta):
+                    counts[1] += 1
+                else:
+                    continue
+                think = f" ({counts[1]:,} thinking)" if counts[1] else ""
+                console.status(
+                    f"{label}: {sum(counts):,} tokens{think}, {stream.builder.chars:,} chars"
+                )
     finally:
         stream.close()
         console.clear_status()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,12 +20,12 @@ from typing import Any
 import nbformat
 import pytest
 
-from glm_magic import __version__, cli
+from glm_magic import __version__, cli, cli_report
 from glm_magic.cli import main
 from glm_magic.cli_report import Console, stream_reply
 from glm_magic.client import ChatClient
 from glm_magic.config import resolve_settings
-from glm_magic.markdown import without_code
+from glm_magic.markdown import close_open_fence, without_code
 from glm_magic.testing import EndpointServer
 
 CLI_KEY = "sk-clitest-FAKE-0123456789"
@@ -145,6 +146,54 @@ def test_without_code_keeps_prose_and_other_languages() -> None:
     text = "**Diagnosis:** typo.\n\n```python\nprint(1)\n```\n\n```text\nout\n```\n\nRun it."
     assert without_code(text) == "**Diagnosis:** typo.\n\n```text\nout\n```\n\nRun it."
     assert without_code("just prose") == "just prose"
+
+
+def test_without_code_keeps_a_cut_block_and_it_can_be_closed() -> None:
+    text = "Fix:\n\n```python\nprint(1)\n```\n\nMore:\n\n~~~~python\nfor i in x:\n    pri"
+    kept = without_code(text, closed_only=True)
+    assert kept == "Fix:\n\nMore:\n\n~~~~python\nfor i in x:\n    pri"
+    assert close_open_fence(kept) == kept + "\n~~~~"
+    closed = "Fix:\n\n```python\nprint(1)\n```"
+    assert close_open_fence(closed) == closed
+    assert without_code(text) == "Fix:\n\nMore:"  # complete: the open block is code too
+
+
+def test_progress_lines_off_a_terminal_at_a_fixed_pace(fresh_endpoint: EndpointServer) -> None:
+    settings = resolve_settings(
+        base_url=fresh_endpoint.base_url, model="glm-4.7+tokens=40+delay=0.05"
+    )
+    messages = [{"role": "user", "content": "hi"}]
+    plain_err, tty_err = io.StringIO(), io.StringIO()
+    with ChatClient(settings) as client:
+        plain = Console(err=plain_err, tty=False, progress_every=0.1)
+        reply = stream_reply(client, messages, "In [3] explain", plain)
+        terminal = Console(err=tty_err, tty=True, progress_every=0.1)
+        stream_reply(client, messages, "In [3] explain", terminal)
+    assert len(reply.text) == 160
+    lines = plain_err.getvalue().splitlines()
+    assert lines, "a 2 s reply at a 0.1 s pace printed no progress line"
+    pattern = re.compile(r"In \[3\] explain: (\d+) tokens so far, \d+ s elapsed")
+    counts = [int(m.group(1)) for m in map(pattern.fullmatch, lines) if m is not None]
+    assert len(counts) == len(lines), lines  # whole lines, nothing else
+    assert counts == sorted(counts) and counts[-1] <= 40
+    assert "\r" not in plain_err.getvalue()
+    assert "tokens so far" not in tty_err.getvalue()  # a terminal has its status line
+
+
+def test_cli_progress_while_cells_run_and_replies_stream(
+    tmp_path: Path,
+    fresh_endpoint: EndpointServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(cli_report, "PROGRESS_EVERY", 0.1)
+    nb = make_notebook(tmp_path / "slow.ipynb", ["import time\ntime.sleep(1)", FAILING])
+    model = "glm-4.7+tokens=30+delay=0.05"
+    args = ["explain", str(nb), "--model", model, "--base-url", fresh_endpoint.base_url]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^running cell 1/2, \d+ s elapsed$", err, re.MULTILINE), err
+    assert re.search(r"^In \[2\] explain: \d+ tokens so far, \d+ s elapsed$", err, re.MULTILINE)
 
 
 def test_streaming_status_is_throttled_on_a_tty(fresh_endpoint: EndpointServer) -> None:
@@ -345,6 +394,41 @@ def test_old_notebook_cascade_and_max_fixes(
     assert all("id" not in c for c in written.cells)
     assert written.cells[2].source.startswith("**glm-magic: why In [1] failed**")
     assert written.cells[5].source.startswith("**glm-magic: why In [3] failed**")
+
+
+def test_a_cut_explanation_is_written_with_its_note(
+    tmp_path: Path, fresh_endpoint: EndpointServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nb = typo_notebook(tmp_path)
+    args = ["explain", str(nb), "--max-tokens", "30", "--base-url", fresh_endpoint.base_url]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "nothing inserted" not in err and "nothing written" not in err
+    assert "In [3] explain: warning: Cut at 30 tokens: your max_tokens cap (30)" in err
+    assert fresh_endpoint.requests[-1].body["max_tokens"] == 30
+    cell = read(tmp_path / "typo.explained.ipynb").cells[4]
+    assert cell.source.startswith("**glm-magic: why In [3] failed**")
+    assert "Root cause" in cell.source  # the text that arrived is kept
+    note = "**⚠ Cut at 30 tokens: your max\\_tokens cap (30) was reached; allow more"
+    assert note in cell.source and "finish: length" in cell.source
+
+
+def test_a_fix_cut_inside_a_later_block_inserts_only_the_closed_one(
+    tmp_path: Path, fresh_endpoint: EndpointServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nb = typo_notebook(tmp_path)
+    model = "glm-4.7+fault=length_in_code"
+    assert main(["fix", str(nb), "--model", model, "--base-url", fresh_endpoint.base_url]) == 0
+    err = capsys.readouterr().err
+    assert "In [3] fix: the reply was cut inside a code block, which was left out" in err
+    cells = read(tmp_path / "typo.fixed.ipynb").cells
+    diagnosis, fixed = cells[4], cells[5]
+    assert fixed.cell_type == "code" and "print(sum(values))" in fixed.source
+    assert "running_totals" not in fixed.source
+    # The unfinished block stays readable in the diagnosis, closed, before the note.
+    assert "def running_totals(values):" in diagnosis.source
+    head = diagnosis.source.split("**⚠ Cut at")[0]
+    assert head.count("```") % 2 == 0 and "left out of it" in head
 
 
 def test_subprocess_never_shows_the_key(tmp_path: Path, endpoint: EndpointServer) -> None:
