@@ -33,15 +33,11 @@ def raw_cells(shell: Any) -> dict[int, str]:
     return {n: src for n, src in enumerate(raw) if n > 0 and isinstance(src, str) and src.strip()}
 
 
-def _failure(magics: GlmMagics, args: list[str], name: str) -> tuple[Failure, list[str]]:
+def _failure(magics: GlmMagics, number: int | None, name: str) -> Failure:
     from .hooks import failure_log
 
     shell: Any = magics.shell
     log = failure_log(shell)
-    rest = list(args)
-    number: int | None = None
-    if rest and rest[0].lstrip("[").rstrip("]").isdigit():
-        number = int(rest.pop(0).lstrip("[").rstrip("]"))
     if number is not None:
         failure = log.get(number)
         if failure is None:
@@ -50,22 +46,34 @@ def _failure(magics: GlmMagics, args: list[str], name: str) -> tuple[Failure, li
         failure = log.last()
         if failure is None:
             raise UsageError(f"no failed cell yet: run the failing cell, then %glm {name}")
-    return failure, rest
+    return failure
 
 
-def _options(name: str, rest: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"%glm {name}", add_help=False, exit_on_error=False)
+def _cell_number(text: str) -> int:
+    """``12`` or ``[12]``: the execution count of the cell to explain or fix."""
+    digits = text.removeprefix("[").removesuffix("]")
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a cell number such as 12, not {text!r}")
+    return int(digits)
+
+
+def _options(name: str, words: list[str]) -> argparse.Namespace:
+    """Parse explain/fix's words; a bad one is one ``UsageError`` line, before any state."""
+    from .options import SubcommandParser, add_sampling
+
+    parser = SubcommandParser(name)
+    parser.add_argument("cell", nargs="?", type=_cell_number, metavar="N")
     parser.add_argument("-m", "--model")
-    parser.add_argument("-o", "--out")
-    parser.add_argument("--no-insert", action="store_true")
+    add_sampling(parser)
+    parser.add_argument("-o", "--out", metavar="NAME")
+    if name == "fix":
+        parser.add_argument("--no-insert", action="store_true")
+    parser.add_argument("-c", "--context", action="append", metavar="SPEC")
     parser.add_argument("--dry-run", action="store_true", dest="dry_run")
-    parser.add_argument("-c", "--context", action="append")
-    try:
-        return parser.parse_args(rest)
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise UsageError(
-            f"%glm {name}: {exc}; usage: %glm {name} [N] [-m MODEL] [-o NAME] [-c SPEC] [--dry-run]"
-        ) from None
+    opts = parser.parse(words)
+    if opts.out is not None and not opts.out.isidentifier():
+        parser.error(f"-o needs a Python name, not {opts.out!r}")
+    return opts
 
 
 def _add_context(
@@ -101,12 +109,11 @@ def _add_context(
 def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
     from .assist import build_assist_prompt, describe
     from .models import model_info
+    from .options import sampling_overrides
 
-    failure, rest = _failure(magics, args, kind)
-    opts = _options(kind, rest)
-    if opts.out is not None and not opts.out.isidentifier():
-        raise UsageError(f"-o needs a Python name, not {opts.out!r}")
-    settings = magics.settings(model=opts.model)
+    opts = _options(kind, args)
+    settings = magics.settings(model=opts.model, **sampling_overrides(opts))
+    failure = _failure(magics, opts.cell, kind)
     prompt = build_assist_prompt(
         kind,
         failure,
@@ -116,24 +123,29 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
         secrets=settings.keys_to_mask(),
         reserve=settings.max_tokens,
     )
+    if opts.system:  # added to explain/fix's own instructions, which shape the answer
+        prompt.system = f"{prompt.system}\n\n{opts.system}"
     extra: list[str] = []
     if opts.context:
         extra = _add_context(magics, prompt, opts.context, settings)
+    notes = [f"{kind}: {describe(prompt, failure)}", *prompt.notes, *extra]
     if opts.dry_run:
         from .config import without_keys
         from .context import dry_run_report
 
+        print("ⓘ " + "; ".join(notes))
         messages = without_keys(prompt.messages(), settings)
-        print(dry_run_report(messages, model_info(settings.model), max_output=None))
+        info = model_info(settings.model)
+        print(dry_run_report(messages, info, max_output=settings.max_tokens))
         return None
-    notes = [f"{kind}: {describe(prompt, failure)}", *prompt.notes, *extra]
     verb = "Explain" if kind == "explain" else "Fix"
     return magics.run_messages(
         prompt.messages(),
         settings,
         remember_as=f"{verb} the failure in {failure.label}: {prompt.summary}",
+        stream=not opts.no_stream,
         out=opts.out,
-        insert=kind == "fix" and not opts.no_insert,
+        insert=kind == "fix" and not getattr(opts, "no_insert", False),
         notes=notes,
     )
 

@@ -58,7 +58,9 @@ def handler(name: str) -> Any:
 
 def _no_args(name: str, args: list[str]) -> None:
     if args:
-        raise UsageError(f"%glm {name} takes no arguments (got {' '.join(args)!r})")
+        raise UsageError(
+            f"%glm {name} takes no arguments (got {' '.join(args)!r}); usage: %glm {name}"
+        )
 
 
 def cmd_key(magics: GlmMagics, args: list[str]) -> None:
@@ -66,7 +68,8 @@ def cmd_key(magics: GlmMagics, args: list[str]) -> None:
     if args:
         # A key typed on the line would be saved in the notebook: refuse it.
         raise UsageError(
-            "%glm key takes no argument: run it alone and paste the key at the hidden prompt"
+            "%glm key takes no arguments: run it alone and paste the key at the hidden "
+            "prompt; usage: %glm key"
         )
     import getpass
 

@@ -141,7 +141,7 @@ def _variables_section(
     pieces = []
     for name in names:
         if name not in variables:
-            notes.append(f"variable {name!r} is not defined")
+            notes.append(f"variable {name!r} does not exist here, so nothing was sent for it")
             continue
         summary = summarize_variable(name, variables[name])
         if "\n" in summary or len(summary) > 200:

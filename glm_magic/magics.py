@@ -11,7 +11,6 @@ error's own one-line traceback, after the partial reply has been shown.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from traitlets import Bool, Float, Int, Unicode, observe
 from .config import DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings, without_keys
 from .conversation import Conversation
 from .errors import ConfigError, GlmError
+from .options import sampling_arguments, sampling_overrides, split_words
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -230,7 +230,8 @@ class GlmMagics(Magics):
                     secrets=settings.keys_to_mask(),
                     current_count=getattr(self.shell, "execution_count", None),
                 )
-                user = f"{block.text}\n\n---\n\n{prompt}"
+                if block.text:
+                    user = f"{block.text}\n\n---\n\n{prompt}"
                 notes = [f"context: ~{block.tokens:,} tokens", *block.notes]
         trim = self.conversation.messages_for(
             user, info, max_output=settings.max_tokens, system=system_text
@@ -240,6 +241,8 @@ class GlmMagics(Magics):
         if dry_run:
             from .context import dry_run_report
 
+            if notes:
+                print("ⓘ " + "; ".join(notes))
             messages = without_keys(trim.messages, settings)
             print(dry_run_report(messages, info, max_output=settings.max_tokens))
             return None
@@ -325,14 +328,9 @@ class GlmMagics(Magics):
 
     @magic_arguments()
     @argument("-m", "--model", help="model id for this cell (default: GlmMagics.model)")
-    @argument("-s", "--system", help="system prompt for this cell")
-    @argument("--temperature", type=float, help="sampling temperature, 0-1 for GLM")
-    @argument("--max-tokens", type=int, dest="max_tokens", help="cap on reply tokens")
-    @argument("--think", action="store_true", dest="think", default=None, help="thinking mode on")
-    @argument("--no-think", action="store_false", dest="think", help="thinking mode off")
+    @sampling_arguments
     @argument("--new", action="store_true", help="start a fresh conversation")
     @argument("-o", "--out", metavar="NAME", help="store the reply object in NAME")
-    @argument("--no-stream", action="store_true", help="wait for the whole reply")
     @argument(
         "-f", "--format", default="markdown", choices=("markdown", "text", "code"), dest="fmt"
     )
@@ -371,11 +369,7 @@ class GlmMagics(Magics):
 
     def _parse(self, func: Any, line: str) -> Any:
         # POSIX splitting, unlike magic_arguments' own, removes the quotes in -s 'Be brief.'
-        try:
-            words = shlex.split(line, posix=True)
-        except ValueError as exc:
-            raise UsageError(f"bad options {line!r}: {exc}") from None
-        return func.parser.parse_args(words)
+        return func.parser.parse_args(split_words(line))
 
     def _ask(self, text: str, args: Any) -> None:
         if not text.strip():
@@ -399,12 +393,10 @@ class GlmMagics(Magics):
             fmt=args.fmt,
             out=args.out,
             model=args.model,
-            temperature=args.temperature,
-            max_tokens=args.max_tokens,
-            thinking=args.think,
             context=args.context,
             dry_run=args.dry_run,
             insert=args.insert,
+            **sampling_overrides(args),
         )
 
     # -- %glm -----------------------------------------------------------------------
@@ -418,8 +410,11 @@ class GlmMagics(Magics):
         endpoint serves, with context windows and prices), ``config`` (the
         effective settings), ``help``.
         """
-        words = shlex.split(line, posix=True) if line.strip() else []
+        words = split_words(line)
         if not words or words[0] == "help":
+            if words[1:]:
+                got = " ".join(words[1:])
+                raise UsageError(f"%glm help takes no arguments (got {got!r}); usage: %glm help")
             print(self._help())
             return None
         command, rest = words[0], words[1:]

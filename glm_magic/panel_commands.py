@@ -8,7 +8,6 @@ Bad input is one ``UsageError`` line.
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
@@ -20,20 +19,17 @@ if TYPE_CHECKING:
 
 __all__ = ["cmd_buttons", "cmd_panel"]
 
-_PANEL_USAGE = "usage: %glm panel [-m MODEL] [--think | --no-think] [--context SPEC]"
-
 
 def cmd_panel(magics: GlmMagics, args: list[str]) -> None:
     """Show a chat panel in this cell's output."""
-    parser = argparse.ArgumentParser(prog="%glm panel", add_help=False, exit_on_error=False)
+    from .options import SubcommandParser
+
+    parser = SubcommandParser("panel")
     parser.add_argument("-m", "--model")
     parser.add_argument("--think", action="store_true", dest="think", default=None)
     parser.add_argument("--no-think", action="store_false", dest="think")
-    parser.add_argument("--context", nargs="+", default=["none"])
-    try:
-        opts = parser.parse_args(args)
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise UsageError(f"%glm panel: {exc}; {_PANEL_USAGE}") from None
+    parser.add_argument("--context", nargs="+", default=["none"], metavar="SPEC")
+    opts = parser.parse(args)
     from .panel_app import show_panel
 
     try:
@@ -57,7 +53,9 @@ def cmd_buttons(magics: GlmMagics, args: list[str]) -> None:
         print(f"Explain / Fix buttons under failing cells are {state} (%glm buttons on|off).")
         return
     if len(args) != 1 or args[0] not in ("on", "off"):
-        raise UsageError(f"%glm buttons takes on or off, not {' '.join(args)!r}")
+        raise UsageError(
+            f"%glm buttons takes on or off, not {' '.join(args)!r}; usage: %glm buttons [on|off]"
+        )
     if args[0] == "off":
         buttons.disable(shell)
         print("Explain / Fix buttons are off.")

@@ -295,7 +295,7 @@ def test_missing_cells_and_failure_and_variables_give_notes() -> None:
     assert block.notes == [
         "not in this session's history: In [9], In [10]",
         "no failure recorded yet",
-        "variable 'nope' is not defined",
+        "variable 'nope' does not exist here, so nothing was sent for it",
     ]
 
 
