@@ -129,6 +129,20 @@ def test_panel_streams_off_the_main_thread(magics: Any, fresh_endpoint: Endpoint
     assert panel.state()["turns"] == 1 and "1 turn" in panel.header.value
 
 
+def test_panel_shows_a_cut_reply_with_its_note(magics: Any, fresh_endpoint: EndpointServer) -> None:
+    from glm_magic.panel_app import ChatPanel
+
+    magics.max_tokens = 12
+    panel = ChatPanel(magics, model="glm-4.7", fetch_models=False)
+    panel.send("Tell me something")
+    panel.wait(10)
+    reply = panel.last
+    assert reply is not None and reply.truncated and not reply.error and len(reply.text) == 48
+    shown = panel.transcript.children[-1].children[-1].value
+    assert "Cut at 12 tokens: your max_tokens cap (12) was reached" in shown
+    assert panel.state()["turns"] == 1  # kept in the panel's conversation
+
+
 def test_panel_stop_and_new_chat(magics: Any, fresh_endpoint: EndpointServer) -> None:
     from glm_magic.panel_app import ChatPanel
 

@@ -104,6 +104,9 @@ def test_fix_and_insert_leave_out_an_unclosed_block(
     assert "running_totals" not in str(payload["text"])
     assert "# fixed by the scripted endpoint" in str(payload["text"])
     assert LEFT_OUT in ex.stdout
+    # The cut block is closed before the note, so the note and footer render as text.
+    head, _, tail = ex.markdown.partition("**⚠ Cut at")
+    assert "def running_totals" in head and head.count("```") % 2 == 0 and tail
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]
     path = f"{tmp_path}/target.ipynb"
