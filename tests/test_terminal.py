@@ -66,3 +66,15 @@ def test_terminal_missing_key(endpoint: EndpointServer) -> None:
     text = proc.stdout + proc.stderr
     assert "UsageError" in text and "%glm key" in text and "RUNAPI_KEY" in text
     assert "Traceback" not in text
+
+
+def test_terminal_cut_reply_prints_its_note_and_goes_on(endpoint: EndpointServer) -> None:
+    code = (
+        "get_ipython().run_line_magic('load_ext', 'glm_magic')\n"
+        "get_ipython().run_cell_magic('glm', '--max-tokens 10', 'hi')\n"
+        "print('AFTER', _glm.truncated)"
+    )
+    proc = run_ipython(code, endpoint.base_url)
+    assert proc.returncode == 0, proc.stderr
+    assert "\n[Cut at 10 tokens: your max_tokens cap (10) was reached" in proc.stdout
+    assert "AFTER True" in proc.stdout and "Traceback" not in proc.stderr
