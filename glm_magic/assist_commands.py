@@ -162,17 +162,14 @@ def cmd_fix(magics: GlmMagics, args: list[str]) -> None:
 
 def cmd_insert(magics: GlmMagics, args: list[str]) -> None:
     """Write the last reply's code (or ``--reply NAME``'s) into a notebook file."""
-    parser = argparse.ArgumentParser(prog="%glm insert", add_help=False, exit_on_error=False)
-    parser.add_argument("--file", "-f")
-    parser.add_argument("--after")
-    parser.add_argument("--reply", "-r")
-    try:
-        opts = parser.parse_args(args)
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise UsageError(
-            f"%glm insert: {exc}; usage: %glm insert [--file PATH] [--after CELL_ID] [--reply NAME]"
-        ) from None
-    from .reply import Reply
+    from .options import SubcommandParser
+
+    parser = SubcommandParser("insert")
+    parser.add_argument("--file", "-f", metavar="PATH")
+    parser.add_argument("--after", metavar="CELL_ID")
+    parser.add_argument("--reply", "-r", metavar="NAME")
+    opts = parser.parse(args)
+    from .reply import CUT_BLOCK_LEFT_OUT, Reply
 
     shell: Any = magics.shell
     reply = shell.user_ns.get(opts.reply) if opts.reply else magics.last_reply
@@ -180,7 +177,11 @@ def cmd_insert(magics: GlmMagics, args: list[str]) -> None:
         what = f"{opts.reply!r} is not a glm reply" if opts.reply else "no reply yet"
         raise UsageError(f"%glm insert: {what}; use %%glm -o NAME, then --reply NAME")
     if not reply.code.strip():
+        if reply.cut_code:
+            raise UsageError(f"%glm insert: {CUT_BLOCK_LEFT_OUT}; nothing inserted")
         raise UsageError("%glm insert: the reply has no code block")
+    if reply.cut_code:
+        print(f"ⓘ {CUT_BLOCK_LEFT_OUT}; the closed blocks are inserted")
     from .notebook import describe_missing_path, find_notebook_path, insert_code_after
 
     after = opts.after
