@@ -6,6 +6,7 @@ stay, the next cell runs, and code insertion takes only the closed blocks.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +17,17 @@ from nbclient import NotebookClient
 from glm_magic.testing import EndpointServer, serve
 
 from ..conftest import FAKE_KEY
-from .harness import Kernel
+from .harness import Execution, Kernel
 
 pytestmark = pytest.mark.kernel
 
 CAP_NOTE = "Cut at 20 tokens: your max_tokens cap (20) was reached; allow more with --max-tokens"
 LEFT_OUT = "the reply was cut inside a code block, which was left out"
+
+
+def shown(ex: Execution) -> str:
+    """The reply's HTML output with entities decoded (the text a reader sees)."""
+    return html.unescape(ex.html)
 
 
 def set_input(ex: object) -> list[dict[str, object]]:
@@ -36,7 +42,7 @@ def test_a_user_cap_keeps_the_reply_and_the_next_cell_runs(
     assert not ex.of("error") and not ex.stderr
     assert len(ex.answer.split("\n[")[0]) == 20 * 4  # every piece that arrived is shown
     assert f"[{CAP_NOTE}" in ex.final_bundle()["text/plain"]
-    assert f"**⚠ {CAP_NOTE}" in ex.markdown
+    assert f'<div class="glm-error">⚠ {CAP_NOTE}' in shown(ex)
     meta = ex.displays[-1]["content"]["metadata"]["glm_magic"]
     assert meta["truncated"] is True and meta["complete"] is False
     assert fresh_endpoint.requests[-1].body["max_tokens"] == 20
@@ -46,7 +52,7 @@ def test_a_user_cap_keeps_the_reply_and_the_next_cell_runs(
     kernel.run("%config GlmMagics.max_tokens = 20")
     try:
         configured = kernel.run("%%glm\nhello again")
-        assert configured.status == "ok" and CAP_NOTE in configured.markdown
+        assert configured.status == "ok" and CAP_NOTE in shown(configured)
     finally:
         kernel.run("%config GlmMagics.max_tokens = None")
 
@@ -74,7 +80,7 @@ def test_the_catalog_maximum_is_named_when_no_cap_was_set(
         "Cut at 16,384 tokens: glm-4.5v's maximum output (16,384 tokens in the catalog) was "
         "reached, no max_tokens was set"
     )
-    assert note in ex.markdown
+    assert note in shown(ex)
     assert "max_tokens" not in limited.requests[-1].body
     check = kernel.run("print(len(longest.text), longest.max_tokens)")
     assert check.stdout.split() == [str(16_384 * 4), "None"]
@@ -104,9 +110,9 @@ def test_fix_and_insert_leave_out_an_unclosed_block(
     assert "running_totals" not in str(payload["text"])
     assert "# fixed by the scripted endpoint" in str(payload["text"])
     assert LEFT_OUT in ex.stdout
-    # The cut block is closed before the note, so the note and footer render as text.
-    head, _, tail = ex.markdown.partition("**⚠ Cut at")
-    assert "def running_totals" in head and head.count("```") % 2 == 0 and tail
+    # The cut block is shown whole, then the note (outside it), then the footer.
+    head, _, tail = shown(ex).partition('<div class="glm-error">⚠ Cut at')
+    assert "running_totals" in head and head.count("<pre") == head.count("</pre>") and tail
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]
     path = f"{tmp_path}/target.ipynb"
@@ -136,7 +142,7 @@ def test_an_nbclient_run_goes_past_a_cut_reply(
     assert not [o for o in outputs if o["output_type"] == "error"]
     glm = [o for o in outputs if "glm_magic" in o.get("metadata", {})]
     assert len(glm) == 2
-    assert CAP_NOTE in glm[0]["data"]["text/markdown"]
-    assert "Cut at 10 tokens" in glm[1]["data"]["text/markdown"]
+    assert CAP_NOTE in html.unescape(glm[0]["data"]["text/html"])
+    assert "Cut at 10 tokens" in glm[1]["data"]["text/html"]
     assert nb.cells[3].outputs[0]["text"] == "after True\n"
     assert FAKE_KEY not in nbformat.writes(nb)

@@ -93,7 +93,7 @@ def test_sampling_options_are_shared(
     assert body["thinking"] == {"type": "disabled"} and body["stream"] is False
     assert body["messages"][0]["role"] == "system"
     assert body["messages"][0]["content"].endswith("Be brief.")
-    assert "Cut at 15 tokens" in ex.markdown  # the cap reached, shown as a note
+    assert "⚠ Cut at 15 tokens" in ex.html  # the cap reached, shown as a note
 
 
 def test_think_on_for_explain(kernel: Kernel, fresh_endpoint: EndpointServer) -> None:
