@@ -250,6 +250,56 @@ MUTATIONS: tuple[Mutation, ...] = (
         "digest = None",
         ("tests/test_testing_server.py::test_keys_are_optional_and_masked_in_log",),
     ),
+    # -- issue 13: cut replies, one-line usage errors, shared options, CLI progress --------
+    Mutation(
+        "a reply cut at the token limit raises again",
+        "glm_magic/errormap.py",
+        '    if reason == "model_context_window_exceeded":',
+        '    if reason == "length":\n'
+        "        return GenerationFailedError(reason, finish_reason=reason, partial=partial)\n"
+        '    if reason == "model_context_window_exceeded":',
+        (
+            "tests/kernel/test_cut_replies.py::test_an_nbclient_run_goes_past_a_cut_reply",
+            f"{CLIENT}::test_length_is_a_reply_not_an_error",
+        ),
+    ),
+    Mutation(
+        "a cut reply's note is not shown in the cell",
+        "glm_magic/render.py",
+        'error = (reply.error if show_error else "") or reply.note',
+        'error = reply.error if show_error else ""',
+        (
+            "tests/kernel/test_cut_replies.py::test_a_user_cap_keeps_the_reply_and_the_next_cell_runs",
+        ),
+    ),
+    Mutation(
+        "a block a cut reply ended inside is inserted",
+        "glm_magic/reply.py",
+        "return join_code(self.text, closed_only=not self.complete)",
+        "return join_code(self.text)",
+        ("tests/kernel/test_cut_replies.py::test_insert_takes_only_closed_blocks",),
+    ),
+    Mutation(
+        "a sub-command's bad option prints argparse's usage and exits",
+        "glm_magic/options.py",
+        '        raise UsageError(f"{self.prog}: {message}; {self.short_usage()}")',
+        "        super().error(message)",
+        ("tests/kernel/test_subcommand_options.py::test_a_bad_option_is_one_usage_error_line",),
+    ),
+    Mutation(
+        "explain/fix ignore the shared sampling options",
+        "glm_magic/assist_commands.py",
+        "    settings = magics.settings(model=opts.model, **sampling_overrides(opts))",
+        "    settings = magics.settings(model=opts.model)",
+        ("tests/kernel/test_subcommand_options.py::test_sampling_options_are_shared",),
+    ),
+    Mutation(
+        "no progress lines off a terminal",
+        "glm_magic/cli_report.py",
+        "if not self.console.tty and self.console.progress_every > 0:",
+        "if False:",
+        ("tests/test_cli.py::test_progress_lines_off_a_terminal_at_a_fixed_pace",),
+    ),
 )
 
 
