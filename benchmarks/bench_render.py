@@ -11,7 +11,7 @@ Three measures, all in one run:
    and nothing raises. The old renderer is shown where it survives.
 3. **The streaming panel's share of time spent rendering**: a 2,000-token
    reply streamed from the bundled endpoint at 10 ms a token into the panel's
-   :class:`~glm_magic.panel_reply.ReplyView` (real widgets, no kernel), with
+   :class:`~glm_magic.widgets.reply.ReplyView` (real widgets, no kernel), with
    rendering timed inside the view. Goal: at most 10 % of the reply's wall time.
 
 Run: ``.venv/bin/python benchmarks/bench_render.py``.
@@ -153,11 +153,11 @@ def pathological(new: Callable[[str], str], old: Callable[[str], str] | None) ->
 
 
 def streaming_share() -> Table:
-    import glm_magic.panel_reply as panel_reply
+    import glm_magic.widgets.reply as panel_reply
     from glm_magic.config import Settings
-    from glm_magic.panel_reply import ReplyView
-    from glm_magic.runner import BackgroundRun
+    from glm_magic.core.runner import BackgroundRun
     from glm_magic.testing import EndpointServer
+    from glm_magic.widgets.reply import ReplyView
 
     table = Table(
         "Streaming panel: share of wall time spent rendering (2,000 tokens, 10 ms/token)",
@@ -176,7 +176,7 @@ def streaming_share() -> Table:
     panel_reply.reply_html = counted  # type: ignore[assignment]
     try:
         with EndpointServer() as server:
-            from glm_magic.client import ChatClient
+            from glm_magic.client.chat import ChatClient
 
             settings = Settings(base_url=server.base_url, model="glm-4.7+tokens=2000+delay=0.01")
             client = ChatClient(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ChatClient",
@@ -27,14 +27,14 @@ __all__ = [
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .client import ChatClient
+    from .client.chat import ChatClient
     from .config import Settings
     from .errors import GlmError
-    from .panel_app import ChatPanel
     from .reply import Reply
+    from .widgets.app import ChatPanel
 
 _LAZY = {
-    "ChatClient": "glm_magic.client",
+    "ChatClient": "glm_magic.client.chat",
     "GlmError": "glm_magic.errors",
     "Reply": "glm_magic.reply",
     "Settings": "glm_magic.config",
@@ -52,14 +52,14 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register ``%%glm`` / ``%glm`` and the failure-capture hook (``%load_ext``)."""
-    from .extension import load
+    from .ipython.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Remove everything :func:`load_ipython_extension` registered (``%unload_ext``)."""
-    from .extension import unload
+    from .ipython.extension import unload
 
     unload(ipython)
 
@@ -71,13 +71,14 @@ def ask(prompt: str, **options: Any) -> Reply | None:
     magic's settings (``model=``, ``system=``, ``temperature=``, ``max_tokens=``,
     ``thinking=``, ``stream=``, ``new=``).
     """
-    from .extension import ask as _ask
+    from .ipython.extension import ask as _ask
 
     return _ask(prompt, **options)
 
 
 def panel(**options: Any) -> ChatPanel:
-    """Show a chat panel in this cell's output and return it (see ``panel_app.show_panel``)."""
-    from .panel_app import show_panel
+    """Show a chat panel in this cell's output and return it (see ``widgets.app.show_panel``)."""
+    from .ipython.extension import panel as show
 
-    return show_panel(**options)
+    result: ChatPanel = show(**options)
+    return result

@@ -73,6 +73,7 @@ __all__ = [
     "StreamBrokenError",
     "TimeoutError",
     "TransportError",
+    "one_line",
     "redact",
 ]
 
@@ -297,3 +298,10 @@ class StoppedError(GlmError):
     """The user stopped the reply (kernel interrupt or a Stop button)."""
 
     label = "Stopped"
+
+
+def one_line(exc: BaseException) -> str:
+    """Any exception as the one line a surface shows (our errors say it their way)."""
+    if isinstance(exc, GlmError):
+        return exc.one_line()
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -32,6 +32,9 @@ COPIED = ("glm_magic", "tests", "examples", "pyproject.toml")
 KEY_LEAKS = "tests/kernel/test_key_leaks.py::test_a_key_no_pattern_matches_is_masked_on_every_path"
 CLIENT = "tests/test_client.py"
 CRASH_HOOK = "tests/peer/test_crash_hook.py"
+_NOTE_BELOW = (
+    '        print("note: the code will appear as a new cell below when this cell finishes")\n'
+)
 
 
 @dataclass(frozen=True)
@@ -49,105 +52,105 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- the rows of issue 17's table ----------------------------------------------------------
     Mutation(
         "retry after text: the before-the-first-byte guard removed",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         "received = self._builder.chars or self._builder.first_token_at is not None",
         "received = False",
         (f"{CLIENT}::test_a_retryable_fault_after_text_is_not_retried",),
     ),
     Mutation(
         "configured key not masked in %%glm --context",
-        "glm_magic/magics.py",
+        "glm_magic/ipython/magics.py",
         "secrets=[settings.key_to_mask()],",
         "secrets=[],",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in %glm explain/fix",
-        "glm_magic/assist_commands.py",
+        "glm_magic/ipython/assist_commands.py",
         "secrets=[key],\n        reserve=settings.max_tokens,",
         "secrets=[],\n        reserve=settings.max_tokens,",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in %glm explain/fix -c",
-        "glm_magic/assist_commands.py",
+        "glm_magic/ipython/assist_commands.py",
         "secrets=[key],\n        current_count=",
         "secrets=[],\n        current_count=",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in the explain/fix note",
-        "glm_magic/assist.py",
+        "glm_magic/core/assist.py",
         "summary = mask_secrets(failure.summary, secrets).text",
         "summary = failure.summary",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in the panel",
-        "glm_magic/panel_app.py",
+        "glm_magic/widgets/app.py",
         "return [settings.key_to_mask()]",
         "return []",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked by the Explain/Fix buttons",
-        "glm_magic/buttons.py",
+        "glm_magic/widgets/buttons.py",
         "secrets=[key],",
         "secrets=[],",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in the CLI's prompts",
-        "glm_magic/cli.py",
+        "glm_magic/cli/__init__.py",
         "info, secrets=[key])",
         "info, secrets=[])",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in the CLI's saved outputs",
-        "glm_magic/cli_cells.py",
+        "glm_magic/cli/cells.py",
         'return value.replace(key, "***"), value.count(key)',
         "return value, 0",
         (KEY_LEAKS,),
     ),
     Mutation(
         "Retry-After ignored by the backoff",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         'retry_after = getattr(error, "retry_after", None)',
         "retry_after = None",
         (f"{CLIENT}::test_retry_after_is_honoured",),
     ),
     Mutation(
         "Retry-After header not read",
-        "glm_magic/errormap.py",
+        "glm_magic/client/errormap.py",
         "wait = retry_after(headers)",
         "wait = None",
         (f"{CLIENT}::test_retry_after_is_honoured",),
     ),
     Mutation(
         "set_next_input called twice on %glm fix",
-        "glm_magic/cells.py",
+        "glm_magic/ipython/cells.py",
         "    shell.set_next_input(code_cell_source(code, reply.model), replace=False)\n",
         "    shell.set_next_input(code_cell_source(code, reply.model), replace=False)\n" * 2,
         ("tests/kernel/test_explain_fix.py::test_fix_streams_and_inserts_exactly_one_cell",),
     ),
     Mutation(
         "the insertion note printed twice on %glm fix",
-        "glm_magic/cells.py",
-        '        print("ⓘ the code will appear as a new cell below when this cell finishes")\n',
-        '        print("ⓘ the code will appear as a new cell below when this cell finishes")\n' * 2,
+        "glm_magic/ipython/cells.py",
+        _NOTE_BELOW,
+        _NOTE_BELOW * 2,
         ("tests/kernel/test_explain_fix.py::test_fix_streams_and_inserts_exactly_one_cell",),
     ),
     Mutation(
         "the long-reply slow-down of display updates removed",
-        "glm_magic/render.py",
+        "glm_magic/ipython/render.py",
         "interval = max(paced_interval(self.interval, self._render_cost), builder.chars / 50_000)",
         "interval = paced_interval(self.interval, self._render_cost)",
         ("tests/kernel/test_magic.py::test_long_replies_update_less_often",),
     ),
     Mutation(
         "glued frames ending in {...}data: [DONE] no longer split",
-        "glm_magic/sse.py",
+        "glm_magic/client/sse.py",
         r'_GLUE = re.compile(r"data:\s*(?=\{|\[DONE\])")',
         r'_GLUE = re.compile(r"data:\s*(?=\{)")',
         (
@@ -157,7 +160,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "a wrong Bearer value sent",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         'headers["Authorization"] = f"Bearer {key.reveal()}"',
         'headers["Authorization"] = f"Bearer {key.reveal()[:-1]}"',
         (f"{CLIENT}::test_key_is_sent_but_never_shown",),
@@ -165,28 +168,28 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- others worth guarding -----------------------------------------------------------------
     Mutation(
         "retries not bounded by max_retries",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         "if not error.retryable or attempt > settings.max_retries:",
         "if not error.retryable or attempt > settings.max_retries + 1:",
         (f"{CLIENT}::test_retries_are_bounded",),
     ),
     Mutation(
         "kinds that are not retryable retried",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         "if not error.retryable or attempt > settings.max_retries:",
         "if attempt > settings.max_retries:",
         (f"{CLIENT}::test_not_retryable_kinds_are_not_retried",),
     ),
     Mutation(
         "close() no longer shuts the socket of a blocked read",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         "        if sock is not None:\n            _shutdown(sock)\n        if response is None:",
         "        if response is None:",
         (f"{CLIENT}::test_close_before_the_response_headers_is_immediate",),
     ),
     Mutation(
         "a stream without finish_reason or [DONE] taken as complete",
-        "glm_magic/client.py",
+        "glm_magic/client/chat.py",
         "if not done and builder.finish_reason is None:",
         "if False:",
         (f"{CLIENT}::test_stream_faults_keep_the_partial_text",),
@@ -200,14 +203,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "the CLI's status line not throttled",
-        "glm_magic/cli_report.py",
+        "glm_magic/cli/report.py",
         "if not force and now - self._last < STATUS_INTERVAL:",
         "if False:",
         ("tests/test_cli.py::test_streaming_status_is_throttled_on_a_tty",),
     ),
     Mutation(
         "the panel updates on every token",
-        "glm_magic/runner.py",
+        "glm_magic/core/runner.py",
         "if now - last >= wait:",
         "if True:",
         (
@@ -217,7 +220,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "%%glm display updates on every token",
-        "glm_magic/render.py",
+        "glm_magic/ipython/render.py",
         "return time.monotonic() - self._last >= interval",
         "return True",
         ("tests/kernel/test_magic.py::test_coalescing_bound_for_a_2000_token_reply",),
@@ -253,7 +256,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- issue 13: cut replies, one-line usage errors, shared options, CLI progress --------
     Mutation(
         "a reply cut at the token limit raises again",
-        "glm_magic/errormap.py",
+        "glm_magic/client/errormap.py",
         '    if reason == "model_context_window_exceeded":',
         '    if reason == "length":\n'
         "        return GenerationFailedError(reason, finish_reason=reason, partial=partial)\n"
@@ -265,7 +268,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "a cut reply's note is not shown in the cell",
-        "glm_magic/render.py",
+        "glm_magic/ipython/render.py",
         'error = (reply.error if show_error else "") or reply.note',
         'error = reply.error if show_error else ""',
         (
@@ -281,21 +284,21 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "a sub-command's bad option prints argparse's usage and exits",
-        "glm_magic/options.py",
+        "glm_magic/ipython/options.py",
         '        raise UsageError(f"{self.prog}: {message}; {self.short_usage()}")',
         "        super().error(message)",
         ("tests/kernel/test_subcommand_options.py::test_a_bad_option_is_one_usage_error_line",),
     ),
     Mutation(
         "explain/fix ignore the shared sampling options",
-        "glm_magic/assist_commands.py",
+        "glm_magic/ipython/assist_commands.py",
         "    settings = magics.settings(model=opts.model, **sampling_overrides(opts))",
         "    settings = magics.settings(model=opts.model)",
         ("tests/kernel/test_subcommand_options.py::test_sampling_options_are_shared",),
     ),
     Mutation(
         "no progress lines off a terminal",
-        "glm_magic/cli_report.py",
+        "glm_magic/cli/report.py",
         "if not self.console.tty and self.console.progress_every > 0:",
         "if False:",
         ("tests/test_cli.py::test_progress_lines_off_a_terminal_at_a_fixed_pace",),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from glm_magic.assist import build_assist_prompt, defined_names, defining_cells, used_names
-from glm_magic.hooks import Failure
+from glm_magic.core.assist import build_assist_prompt, defined_names, defining_cells, used_names
+from glm_magic.failures import Failure
 from glm_magic.models import ModelInfo, model_info
 
 CELLS = {

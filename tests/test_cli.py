@@ -20,10 +20,11 @@ from typing import Any
 import nbformat
 import pytest
 
-from glm_magic import __version__, cli, cli_report
+from glm_magic import __version__, cli
 from glm_magic.cli import main
-from glm_magic.cli_report import Console, stream_reply
-from glm_magic.client import ChatClient
+from glm_magic.cli import report as cli_report
+from glm_magic.cli.report import Console, stream_reply
+from glm_magic.client.chat import ChatClient
 from glm_magic.config import resolve_settings
 from glm_magic.markdown import close_open_fence, without_code
 from glm_magic.testing import EndpointServer
@@ -233,7 +234,9 @@ def test_streaming_status_is_throttled_on_a_tty(fresh_endpoint: EndpointServer) 
 
 
 def test_public_names() -> None:
-    from glm_magic import cli_args, cli_cells, cli_exec, cli_report
+    from glm_magic.cli import args as cli_args
+    from glm_magic.cli import cells as cli_cells
+    from glm_magic.cli import exec as cli_exec
 
     assert set(cli.__all__) == {"CliError", "build_parser", "main"}
     for module in (cli, cli_args, cli_cells, cli_exec, cli_report):

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from glm_magic.cli import main
-from glm_magic.cli_args import build_parser
+from glm_magic.cli.args import build_parser
 from glm_magic.testing import EndpointServer
 
 KEY = "localproxy-Key-7f3a9c2e"

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from glm_magic import errors
-from glm_magic.client import ChatClient
+from glm_magic.client.chat import ChatClient
+from glm_magic.client.errormap import map_http_error
 from glm_magic.config import Secret, Settings
-from glm_magic.errormap import map_http_error
 from glm_magic.events import Finish, ReasoningDelta, TextDelta, Usage
 from glm_magic.testing import EndpointServer, bearer_digest, serve
 
@@ -456,7 +456,7 @@ def test_missing_key_for_remote_endpoint_sends_nothing() -> None:
 def test_stream_usage_is_asked_for_where_needed(
     base_url: str, stream_usage: bool | None, asks: bool
 ) -> None:
-    from glm_magic.client import build_body
+    from glm_magic.client.chat import build_body
 
     s = Settings(base_url=base_url, stream_usage=stream_usage)
     body = build_body(s, MESSAGES, stream=True)
@@ -541,7 +541,7 @@ def test_proxy_error_bodies_keep_their_kind(status: int, message: str, kind: typ
 
 
 def test_openai_content_filter_finish_is_filtered() -> None:
-    from glm_magic.errormap import finish_error
+    from glm_magic.client.errormap import finish_error
     from glm_magic.reply import ReplyBuilder
 
     partial = ReplyBuilder("m").snapshot()

@@ -30,9 +30,9 @@ from glm_magic.context import (
     parse_spec,
     summarize_variable,
 )
-from glm_magic.context_cells import shorten
+from glm_magic.context.cells import shorten
 from glm_magic.errors import ConfigError
-from glm_magic.hooks import Failure, failure_log
+from glm_magic.failures import Failure, failure_log
 from glm_magic.models import estimate_tokens, model_info
 
 OPENAI_STYLE = "sk-proj-Zq8vR2xLmN4pT6wY0bC3dF5gH7jK9aS1"
@@ -48,11 +48,11 @@ def test_public_names_exist() -> None:
 
     for name in (
         "context",
-        "context_cells",
-        "context_fit",
-        "context_report",
-        "context_spec",
-        "context_vars",
+        "context.cells",
+        "context.fit",
+        "context.report",
+        "context.spec",
+        "context.vars",
     ):
         module = importlib.import_module(f"glm_magic.{name}")
         for public in module.__all__:

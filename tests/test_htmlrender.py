@@ -24,8 +24,8 @@ from glm_magic.htmlrender import (
     thinking_html,
     thinking_label,
 )
+from glm_magic.ipython.render import compose_html, reply_bundle
 from glm_magic.markdown import DOLLAR, code_blocks
-from glm_magic.render import compose_html, reply_bundle
 from glm_magic.reply import Reply
 
 ALLOWED_TAGS = {
@@ -289,7 +289,8 @@ def test_random_nesting_never_raises(text: str) -> None:
 
 
 def test_costly_renders_are_paced_to_a_tenth_of_the_time() -> None:
-    from glm_magic.render import RENDER_SHARE, HtmlDisplayRenderer, paced_interval
+    from glm_magic.core.runner import RENDER_SHARE, paced_interval
+    from glm_magic.ipython.render import HtmlDisplayRenderer
     from glm_magic.reply import ReplyBuilder
 
     assert paced_interval(0.12, 0.0) == 0.12

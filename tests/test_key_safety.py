@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from glm_magic.client import ChatClient, KeyAuth
+from glm_magic.client.chat import ChatClient, KeyAuth
 from glm_magic.config import Secret, resolve_settings, shown_url
 from glm_magic.errors import ConfigError
 from glm_magic.events import TextDelta

@@ -48,16 +48,16 @@ def test_module_has_docstring_and_documented_all(module: str) -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        "glm_magic.client",
-        "glm_magic.sse",
-        "glm_magic.errormap",
+        "glm_magic.client.chat",
+        "glm_magic.client.sse",
+        "glm_magic.client.errormap",
         "glm_magic.config",
         "glm_magic.errors",
         "glm_magic.events",
         "glm_magic.models",
         "glm_magic.reply",
-        "glm_magic.runner",
-        "glm_magic.conversation",
+        "glm_magic.core.runner",
+        "glm_magic.core.conversation",
         "glm_magic.testing",
         "glm_magic.testing.server",
     ],
@@ -69,10 +69,10 @@ def test_http_side_never_imports_ipython(module: str) -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        "glm_magic.render",
+        "glm_magic.ipython.render",
         "glm_magic.markdown",
         "glm_magic.htmlrender",
-        "glm_magic.cells",
+        "glm_magic.ipython.cells",
         "glm_magic.context",
     ],
 )
@@ -85,7 +85,7 @@ def test_rendering_side_never_imports_httpx(module: str) -> None:
     [
         ("glm_magic", ("httpx", "nbformat", "ipywidgets", "nbclient", "IPython", "markdown_it")),
         # Rendering modules load the Markdown parser and Pygments on the first reply only.
-        ("glm_magic.render", ("markdown_it", "mdit_py_plugins", "pygments")),
+        ("glm_magic.ipython.render", ("markdown_it", "mdit_py_plugins", "pygments")),
         ("glm_magic.htmlrender", ("markdown_it", "mdit_py_plugins", "pygments", "httpx")),
         # The command line talks HTTP, but needs no IPython and reads notebooks only when run.
         ("glm_magic.cli", ("nbformat", "ipywidgets", "nbclient", "IPython")),

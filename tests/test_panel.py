@@ -15,7 +15,9 @@ import pytest
 
 from glm_magic.events import Usage
 from glm_magic.models import model_info
-from glm_magic.panel_picker import (
+from glm_magic.reply import Reply
+from glm_magic.testing import EndpointServer
+from glm_magic.widgets.picker import (
     add_to_totals,
     context_budget,
     context_spec,
@@ -25,8 +27,6 @@ from glm_magic.panel_picker import (
     spec_to_choice,
     totals_line,
 )
-from glm_magic.reply import Reply
-from glm_magic.testing import EndpointServer
 
 # -- pickers and totals -----------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class FakeShell:
 @pytest.fixture
 def magics(endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch) -> Any:
     pytest.importorskip("ipywidgets")
-    from glm_magic.magics import GlmMagics
+    from glm_magic.ipython.magics import GlmMagics
 
     monkeypatch.setenv("GLM_BASE_URL", endpoint.base_url)
     found = GlmMagics(shell=None)
@@ -111,9 +111,9 @@ def magics(endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_panel_streams_off_the_main_thread(magics: Any, fresh_endpoint: EndpointServer) -> None:
-    from glm_magic.panel_app import ChatPanel
+    from glm_magic.widgets.app import ChatPanel
 
-    panel = ChatPanel(magics, model="glm-4.7+tokens=60+delay=0.01", fetch_models=False)
+    panel = ChatPanel(magics.session, model="glm-4.7+tokens=60+delay=0.01", fetch_models=False)
     threads: set[str] = set()
     panel.transcript.observe(lambda _c: threads.add(threading.current_thread().name), "children")
     assert panel.send("Tell me something") is True
@@ -130,10 +130,10 @@ def test_panel_streams_off_the_main_thread(magics: Any, fresh_endpoint: Endpoint
 
 
 def test_panel_shows_a_cut_reply_with_its_note(magics: Any, fresh_endpoint: EndpointServer) -> None:
-    from glm_magic.panel_app import ChatPanel
+    from glm_magic.widgets.app import ChatPanel
 
     magics.max_tokens = 12
-    panel = ChatPanel(magics, model="glm-4.7", fetch_models=False)
+    panel = ChatPanel(magics.session, model="glm-4.7", fetch_models=False)
     panel.send("Tell me something")
     panel.wait(10)
     reply = panel.last
@@ -144,9 +144,9 @@ def test_panel_shows_a_cut_reply_with_its_note(magics: Any, fresh_endpoint: Endp
 
 
 def test_panel_stop_and_new_chat(magics: Any, fresh_endpoint: EndpointServer) -> None:
-    from glm_magic.panel_app import ChatPanel
+    from glm_magic.widgets.app import ChatPanel
 
-    panel = ChatPanel(magics, model="glm-4.7+tokens=2000+delay=0.01", fetch_models=False)
+    panel = ChatPanel(magics.session, model="glm-4.7+tokens=2000+delay=0.01", fetch_models=False)
     panel.send("long")
     time.sleep(0.4)
     panel.stop()
@@ -159,9 +159,9 @@ def test_panel_stop_and_new_chat(magics: Any, fresh_endpoint: EndpointServer) ->
 
 
 def test_panel_empty_prompt_and_bad_names(magics: Any, fresh_endpoint: EndpointServer) -> None:
-    from glm_magic.panel_app import ChatPanel
+    from glm_magic.widgets.app import ChatPanel
 
-    panel = ChatPanel(magics, model="glm-4.7", fetch_models=False)
+    panel = ChatPanel(magics.session, model="glm-4.7", fetch_models=False)
     assert panel.send("   ") is False and "Type a question" in panel.transcript.children[-1].value
     panel.context_picker.value = "vars"
     panel.variables.value = "ok, 2bad"
@@ -172,10 +172,10 @@ def test_panel_empty_prompt_and_bad_names(magics: Any, fresh_endpoint: EndpointS
 def test_panel_fetches_models_in_the_background(
     magics: Any, fresh_endpoint: EndpointServer
 ) -> None:
-    from glm_magic.panel_app import ChatPanel
     from glm_magic.testing import MODELS
+    from glm_magic.widgets.app import ChatPanel
 
-    panel = ChatPanel(magics, model="glm-4.7")
+    panel = ChatPanel(magics.session, model="glm-4.7")
     deadline = time.monotonic() + 5
     while "/models" not in panel.facts.value and time.monotonic() < deadline:
         time.sleep(0.02)

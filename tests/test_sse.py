@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from glm_magic.client.sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
 from glm_magic.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from glm_magic.sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
 
 
 def chunk(delta: dict[str, object] | None = None, **extra: object) -> dict[str, object]:

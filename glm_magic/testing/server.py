@@ -19,12 +19,14 @@ import sys
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from . import STREAM_FAULTS, Directives, ReplyPlan, invalid_request, scripts
+from . import scripts
+from .plan import STREAM_FAULTS, Directives, ReplyPlan, invalid_request
 
-if TYPE_CHECKING:
-    from . import EndpointServer
+#: The :class:`~glm_magic.testing.EndpointServer` that owns the socket server
+#: (duck-typed here: that module imports this one).
+EndpointServer = Any
 
 __all__ = ["LoopbackHTTPServer"]
 

@@ -51,7 +51,7 @@ def test_failure_capture_leaves_tracebacks_unchanged(endpoint: EndpointServer) -
             if a.error is not None:
                 assert a.error["traceback"] == b.error["traceback"]  # type: ignore[index]
         log = with_ext.run(
-            "from glm_magic.hooks import failure_log\n"
+            "from glm_magic.failures import failure_log\n"
             "import json\n"
             "print(json.dumps([[f.execution_count, f.ename, f.source, f.traceback]"
             " for f in failure_log(get_ipython()).all()]))"
@@ -138,8 +138,9 @@ def test_fix_streams_and_inserts_exactly_one_cell(
     assert rest == code.rstrip("\n") + "\n", (rest, code)
     compile(text, "<fix>", "exec")
     assert ex.stdout == (
-        "ⓘ fix: NameError: name 'totl_score' is not defined in In [6] with earlier cell In [3]\n"
-        "ⓘ the code will appear as a new cell below when this cell finishes\n"
+        "note: fix: NameError: name 'totl_score' is not defined in In [6]"
+        " with earlier cell In [3]\n"
+        "note: the code will appear as a new cell below when this cell finishes\n"
     )
     # Nothing generated was run: the failing name is still undefined.
     assert kernel.run("print('totl_score' in globals())").stdout.strip() == "False"

@@ -78,7 +78,7 @@ def test_magics_in_a_kernel_never_show_the_key(keyed: EndpointServer, tmp_path: 
             "%glm explain",
             "%glm fix",
             "%glm fix --dry-run",
-            "import glm_magic, glm_magic.extension as gm\n"
+            "import glm_magic, glm_magic.ipython.extension as gm\n"
             "m = gm.current()\n"
             "s = m.settings()\n"
             "print(repr(m), repr(s), str(s), repr(s.api_key), repr(m.client(s)), repr(ok),"
@@ -153,7 +153,7 @@ def test_example_notebooks_and_cli_never_save_the_key(
 def test_public_objects_never_show_the_key(keyed: EndpointServer) -> None:
     import glm_magic
     from glm_magic import errors
-    from glm_magic.client import ChatClient
+    from glm_magic.client.chat import ChatClient
     from glm_magic.config import Secret, resolve_settings
 
     settings = resolve_settings(base_url=keyed.base_url, environ={"RUNAPI_KEY": KEY})
@@ -246,7 +246,7 @@ def test_a_key_no_pattern_matches_is_masked_on_every_path(
         count = failing.reply["content"]["execution_count"]
         for kind in ("explain", "fix"):
             button = k.run(
-                f"import glm_magic.buttons as b\nrow = b.rows[{count}]\n"
+                f"import glm_magic.widgets.buttons as b\nrow = b.rows[{count}]\n"
                 f"assert row.start({kind!r})\nrow.wait(30)"
             )
             done = k.run("print(row.reply is not None and row.reply.complete)").stdout

@@ -98,7 +98,7 @@ def test_the_panel_prompt_is_masked_in_the_request_and_the_widgets(
 ) -> None:
     keyed.reset()
     ex = k.run(
-        "from glm_magic.panel_app import show_panel\n"
+        "from glm_magic import panel as show_panel\n"
         "p = show_panel(model='glm-4.7', fetch_models=False)\n"
         # What a frontend does when the user types: set the state, with no echo back.
         "p.prompt.set_state({'value': 'use ' + os.environ['RUNAPI_KEY'] + ' ' + repr(api_cfg)})\n"
@@ -188,7 +188,7 @@ def test_credentials_in_the_base_url_are_never_shown(k: Kernel, keyed: EndpointS
     try:
         k.run(f"%config GlmMagics.base_url = {url!r}")
         ex = k.run(
-            "%glm config\nimport glm_magic.extension as gm\n"
+            "%glm config\nimport glm_magic.ipython.extension as gm\n"
             "m = gm.current(); print(repr(m.client(m.settings())))"
         )
     finally:

@@ -88,7 +88,7 @@ def test_coalescing_bound_for_a_2000_token_reply(
     assert len(ex.updates) <= 1 + duration / 0.1 + 3, (len(ex.updates), duration)
     assert len(ex.updates) < 2000 / 10
     reply = kernel.run(
-        "print(len(_glm_check := __import__('glm_magic.extension', fromlist=['x'])"
+        "print(len(_glm_check := __import__('glm_magic.ipython.extension', fromlist=['x'])"
         ".current().last_reply.text))"
     )
     assert int(reply.stdout.strip()) == 2000 * 4

@@ -57,7 +57,7 @@ def panel_kernel(kernel: Kernel) -> Kernel:
     ex = kernel.run(
         "%config GlmMagics.max_retries = 3\n"
         "%config GlmMagics.read_timeout = 300.0\n"
-        "from glm_magic.panel_app import show_panel"
+        "from glm_magic import panel as show_panel"
     )
     assert ex.status == "ok", ex.messages
     return kernel
@@ -77,7 +77,7 @@ def test_panel_shows_widgets_and_state_after_send(
     assert before["context"] == "none" and before["estimate"].startswith("Context: none")
 
     magic_turns = k.run(
-        "from glm_magic.extension import current\nprint(len(current().conversation.turns))"
+        "from glm_magic.ipython.extension import current\nprint(len(current().conversation.turns))"
     ).stdout.strip()
     ex = k.run("p.prompt.value = 'Write a function for Fibonacci numbers'\np.send()")
     assert ex.status == "ok", ex.stderr
@@ -150,7 +150,7 @@ def test_reply_streams_in_the_background_with_coalesced_updates(
     final = k.run(
         "v = p.transcript.children[-1]\n"
         "print(p.last.usage.completion_tokens, p.last.complete)\n"
-        "from glm_magic.panel_reply import ReplyView\n"
+        "from glm_magic.widgets.reply import ReplyView\n"
     )
     assert final.stdout.split() == ["600", "True"]
     # Coalesced: far fewer HTML updates than tokens, but more than the final one.
@@ -265,7 +265,7 @@ def test_buttons_appear_under_the_traceback_and_explain(
     assert "Traceback" in "".join(failing.of("error")[0]["content"]["traceback"])
     count = failing.reply["content"]["execution_count"]
     ex = k.run(
-        "import glm_magic.buttons as b\n"
+        "import glm_magic.widgets.buttons as b\n"
         f"row = b.rows[{count}]\n"
         "print(row.start('explain'), row.running)\n"
     )
@@ -316,7 +316,7 @@ def test_unload_removes_the_listener(endpoint: EndpointServer) -> None:
         gone = k.run("1/0")
         assert gone.status == "error" and not widget_views(gone)
         left = k.run(
-            "import glm_magic.buttons as b, glm_magic.hooks as h\n"
+            "import glm_magic.widgets.buttons as b, glm_magic.failures as h\n"
             "print(b.enabled(get_ipython()), len(h._logs))"
         )
         assert left.stdout.split() == ["False", "0"]

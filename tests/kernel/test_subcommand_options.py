@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from glm_magic.commands import COMMANDS
+from glm_magic.ipython.commands import COMMANDS
 from glm_magic.testing import EndpointServer
 
 from .harness import Execution, Kernel

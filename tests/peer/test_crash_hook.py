@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from glm_magic import errors
-from glm_magic.client import ChatClient
+from glm_magic.client.chat import ChatClient
 from glm_magic.config import Settings
 
 from . import conftest as peer

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from glm_magic import errors
-from glm_magic.client import ChatClient, ReplyStream
+from glm_magic.client.chat import ChatClient, ReplyStream
 from glm_magic.config import Secret, Settings
 from glm_magic.events import Finish, TextDelta, Usage
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from glm_magic import errors
-from glm_magic.client import ChatClient
+from glm_magic.client.chat import ChatClient
 from glm_magic.config import Secret, Settings
 from glm_magic.events import TextDelta
 from glm_magic.testing import EndpointServer

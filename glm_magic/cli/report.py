@@ -1,0 +1,225 @@
+r"""Terminal output for ``glm-magic``: progress on stderr, results on stdout, totals.
+
+Results (failing cells, replies with ``--show``, verification, the file
+written) go to stdout so they can be piped; progress, per-reply token and
+cost lines, totals and errors go to stderr. On a terminal the line of a
+streaming reply is rewritten in place with ``\r`` at most four times a
+second. Anywhere else (a log file, CI, ``nohup``) a :class:`Heartbeat` prints
+one progress line at a slow fixed pace (every :data:`PROGRESS_EVERY` seconds:
+which cell, tokens so far, time elapsed), so a long reply or a slow cell does
+not look like a hang while logs stay short.
+
+Everything printed is masked first, as context is (:func:`~glm_magic.masking.mask_secrets`
+with the key variables' values): a cell's error, a reply or a failed fix can
+hold the key, since the notebook's kernel inherits the environment.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TextIO
+
+from ..client.chat import ChatClient
+from ..config import Secret
+from ..events import ReasoningDelta, TextDelta
+from ..reply import Reply
+
+__all__ = ["PROGRESS_EVERY", "Console", "Heartbeat", "Totals", "stream_reply"]
+
+#: Seconds between two rewrites of a status line (about 4 a second).
+STATUS_INTERVAL = 0.25
+#: Seconds between two progress lines when stderr is not a terminal.
+PROGRESS_EVERY = 10.0
+
+
+class Console:
+    """Where the command line writes: results to ``out``, progress to ``err``."""
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        secrets: Iterable[Secret] = (),
+        progress_every: float | None = None,
+    ) -> None:
+        self._secrets = list(secrets)
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        if tty is None:
+            isatty = getattr(self.err, "isatty", None)
+            tty = bool(isatty()) if callable(isatty) else False
+        self.tty = tty
+        #: Seconds between heartbeat lines off a terminal (tests use a short pace).
+        self.progress_every = PROGRESS_EVERY if progress_every is None else progress_every
+        self._status = False
+        self._last = 0.0
+        # A heartbeat writes from its own thread: whole lines only, never interleaved.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Console tty={self.tty}>"
+
+    def add_secrets(self, secrets: Iterable[Secret]) -> None:
+        """Mask these values too in everything printed from now on."""
+        self._secrets += list(secrets)
+
+    def clean(self, text: str) -> str:
+        """``text`` as it may be printed: secrets and the key masked."""
+        from ..masking import mask_secrets
+
+        return mask_secrets(text, self._secrets).text
+
+    def result(self, text: str) -> None:
+        """Print a result line (stdout), masked."""
+        with self._lock:
+            self.clear_status()
+            print(self.clean(text), file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        """Print a progress or summary line (stderr), masked."""
+        with self._lock:
+            self.clear_status()
+            print(self.clean(text), file=self.err, flush=True)
+
+    def status(self, text: str, *, force: bool = False) -> None:
+        """Rewrite the status line on a terminal (throttled); do nothing elsewhere."""
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < STATUS_INTERVAL:
+            return
+        self._last = now
+        # \x1b[K erases what a longer previous status left on the line.
+        self.err.write(f"\r{self.clean(text)}\x1b[K")
+        self.err.flush()
+        self._status = True
+
+    def clear_status(self) -> None:
+        """Erase the status line, if one is showing."""
+        if self._status:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+            self._status = False
+
+
+class Heartbeat:
+    """Off a terminal, print ``line()`` every ``console.progress_every`` seconds while open.
+
+    Used as a context manager around a long step (a reply, a notebook run).
+    On a terminal it does nothing: the status line already moves there.
+    """
+
+    def __init__(self, console: Console, line: Callable[[], str]) -> None:
+        self.console = console
+        self.line = line
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the heartbeat started."""
+        return time.monotonic() - self.started
+
+    def __enter__(self) -> Heartbeat:
+        self.started = time.monotonic()
+        if not self.console.tty and self.console.progress_every > 0:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="glm-heartbeat")
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.console.progress_every):
+            self.console.note(self.line())
+
+
+@dataclass
+class Totals:
+    """Token and cost totals over the replies of one command."""
+
+    replies: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    #: False once a reply's cost is unknown (a model the catalog has no prices for).
+    cost_known: bool = True
+
+    def add(self, reply: Reply) -> None:
+        """Count one reply (complete or partial)."""
+        self.replies += 1
+        if reply.usage is not None:
+            self.prompt_tokens += reply.usage.prompt_tokens
+            self.completion_tokens += reply.usage.completion_tokens
+        cost = reply.cost
+        if cost is None:
+            self.cost_known = False
+        else:
+            self.cost += cost
+
+    def line(self) -> str:
+        """``total: 2 replies · 1,200 in / 300 out tokens · ~$0.0030``."""
+        plural = "y" if self.replies == 1 else "ies"
+        parts = [
+            f"total: {self.replies} repl{plural}",
+            f"{self.prompt_tokens:,} in / {self.completion_tokens:,} out tokens",
+        ]
+        if self.cost_known:
+            parts.append(f"~${self.cost:.4f}")
+        else:
+            parts.append("cost unknown (model not in the price list)")
+        return " · ".join(parts)
+
+
+def stream_reply(
+    client: ChatClient, messages: Sequence[Mapping[str, Any]], label: str, console: Console
+) -> Reply:
+    """Stream one reply, showing a running count on ``console``; return the reply.
+
+    Raises the client's :class:`~glm_magic.errors.GlmError` (with ``partial``)
+    on failure; the connection is closed in every case, including Ctrl-C.
+    """
+    stream = client.stream(messages)
+    counts = [0, 0]  # answer and thinking pieces, read by the heartbeat's thread
+
+    def progress() -> str:
+        think = f" ({counts[1]:,} thinking)" if counts[1] else ""
+        return (
+            f"{label}: {counts[0] + counts[1]:,} tokens so far{think}, {beat.elapsed:.0f} s elapsed"
+        )
+
+    console.status(f"{label}: waiting for the first token...", force=True)
+    beat = Heartbeat(console, progress)
+    try:
+        with beat:
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    counts[0] += 1
+                elif isinstance(event, ReasoningDelta):
+                    counts[1] += 1
+                else:
+                    continue
+                think = f" ({counts[1]:,} thinking)" if counts[1] else ""
+                console.status(
+                    f"{label}: {sum(counts):,} tokens{think}, {stream.builder.chars:,} chars"
+                )
+    finally:
+        stream.close()
+        console.clear_status()
+    return stream.reply

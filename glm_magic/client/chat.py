@@ -1,0 +1,510 @@
+"""HTTP client for OpenAI-compatible chat completions (GLM first), on httpx.
+
+This is the only module that talks HTTP, and the one place where library and
+server failures become :mod:`glm_magic.errors` classes. It never imports
+IPython.
+
+- :meth:`ChatClient.stream` returns a :class:`ReplyStream`: iterate it for
+  typed events; it folds them into a reply you can read at any time
+  (:attr:`ReplyStream.reply`), and :meth:`ReplyStream.close` (safe from another
+  thread) shuts the socket at once so the server stops generating and billing.
+- :meth:`ChatClient.complete` is the non-streaming call; both return the same
+  :class:`~glm_magic.reply.Reply` type.
+- Retries are bounded, jittered, capped, honour ``Retry-After``, apply only to
+  retryable kinds, and only while nothing of the reply has been received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..config import Secret, Settings
+from ..errors import (
+    ConfigError,
+    ConnectError,
+    GlmError,
+    ServerError,
+    StoppedError,
+    StreamBrokenError,
+    TimeoutError,
+    redact,
+)
+from ..events import Event, Finish
+from ..reply import Reply, ReplyBuilder
+from ..version import __version__
+from .errormap import error_fields, finish_error, map_http_error
+from .sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
+
+__all__ = ["ChatClient", "KeyAuth", "ReplyStream", "build_body"]
+
+log = logging.getLogger("glm_magic")
+
+Message = Mapping[str, Any]
+
+#: Hosts that put usage in every stream unasked (and may reject fields they do not know).
+_USAGE_UNASKED_HOSTS = ("runapi.ai", "api.z.ai", "open.bigmodel.cn")
+
+
+def _asks_for_stream_usage(settings: Settings) -> bool:
+    if settings.stream_usage is not None:
+        return settings.stream_usage
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    return not any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)
+
+
+class KeyAuth(httpx.Auth):
+    """Bearer authentication that keeps the key out of every ``repr`` and local variable.
+
+    The header is set on the request as it goes out, so no dict of headers
+    holding ``Bearer <key>`` ever sits in one of our frames (``%xmode Verbose``
+    prints their locals when something fails).
+    """
+
+    def __init__(self, key: Secret) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "KeyAuth(***)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add ``Authorization: Bearer ...`` to ``request``."""
+        request.headers["Authorization"] = "Bearer " + self._key.reveal()
+        yield request
+
+
+def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool) -> dict[str, Any]:
+    """The JSON body for ``POST /chat/completions``.
+
+    Only fields the user set are sent: strict OpenAI-compatible servers (and
+    RunAPI) may reject fields they do not know, such as ``thinking``. The one
+    exception is ``stream_options`` on streams to servers that report usage
+    only when asked (see :attr:`Settings.stream_usage`).
+    """
+    body: dict[str, Any] = {"model": settings.model, "messages": list(messages), "stream": stream}
+    if stream and _asks_for_stream_usage(settings):
+        # OpenAI-style servers (LiteLLM, vLLM, OpenAI) put usage in a stream only when asked.
+        body["stream_options"] = {"include_usage": True}
+    if settings.temperature is not None:
+        body["temperature"] = settings.temperature
+    if settings.max_tokens is not None:
+        body["max_tokens"] = settings.max_tokens
+    if settings.thinking is not None:
+        body["thinking"] = {"type": "enabled" if settings.thinking else "disabled"}
+    return body
+
+
+class ReplyStream:
+    """One streamed reply: iterate for events; :attr:`reply` holds what has arrived.
+
+    Iteration raises a :class:`~glm_magic.errors.GlmError` whose ``partial``
+    is the reply so far; closing the stream from another thread makes the
+    iteration end with :class:`~glm_magic.errors.StoppedError`.
+    """
+
+    def __init__(self, client: ChatClient, settings: Settings, body: dict[str, Any]) -> None:
+        self._client = client
+        self._settings = settings
+        self._body = body
+        self._builder = ReplyBuilder(settings.model, redact=settings.redactor())
+        self._builder.max_tokens = settings.max_tokens
+        self._response: httpx.Response | None = None
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._started = False
+        self.attempts = 0
+
+    @property
+    def reply(self) -> Reply:
+        """Everything received so far, as a :class:`Reply`."""
+        return self._builder.snapshot()
+
+    @property
+    def builder(self) -> ReplyBuilder:
+        """The live builder (for renderers that poll cheaply)."""
+        return self._builder
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._stopped.is_set()
+
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop now: shut the socket (waking a blocked read) and close the response.
+
+        This works before the response headers too (LiteLLM's proxy sends none
+        before the first token): the socket is known from the moment it connects.
+        """
+        self._stopped.set()
+        with self._lock:
+            response, sock = self._response, self._socket
+        if sock is not None:
+            _shutdown(sock)
+        if response is None:
+            return
+        try:
+            response.close()
+        except Exception:
+            log.debug("closing the response failed", exc_info=True)
+
+    def _on_trace(self, name: str, info: Mapping[str, Any]) -> None:
+        # httpcore's trace hook, called in the reading thread as the connection is made
+        # (start_tls gives the socket that replaces the plain one).
+        if name not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._socket = sock
+            if self.stopped:
+                _shutdown(sock)
+
+    def _fail(self, error: GlmError) -> GlmError:
+        error.partial = self._builder.snapshot(error=error.one_line())
+        return error
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._started:
+            raise RuntimeError("a ReplyStream can be iterated only once")
+        self._started = True
+        try:
+            while True:
+                self.attempts += 1
+                try:
+                    yield from self._attempt()
+                    return
+                except GlmError as error:
+                    received = self._builder.chars or self._builder.first_token_at is not None
+                    # Never retry once the user stopped or any of the reply was received.
+                    wait = (
+                        None
+                        if self.stopped or received
+                        else self._client.retry_wait(self.attempts, error, self._settings)
+                    )
+                    if wait is None:
+                        raise self._fail(error) from error.__cause__
+                    if self._stopped.wait(wait):
+                        raise self._fail(StoppedError("stopped before the reply started")) from None
+        finally:
+            self.close()
+
+    def _attempt(self) -> Iterator[Event]:
+        client = self._client
+        with self._lock:
+            self._socket = None
+        try:
+            response = client.send(self._settings, self._body, stream=True, trace=self._on_trace)
+        except GlmError:
+            if self.stopped:
+                raise StoppedError("stopped by the user; the connection was closed") from None
+            raise
+        with self._lock:
+            self._response = response
+        if self.stopped:
+            raise StoppedError("stopped")
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise client.http_error(self._settings, response)
+            rid = response.headers.get("x-request-id")
+            self._builder.request_id = rid or self._builder.request_id
+            yield from self._events(response)
+        except httpx.HTTPError as exc:
+            if self.stopped:
+                raise StoppedError("stopped by the user; the connection was closed") from None
+            raise client.transport_error(exc, streaming=True) from exc
+        except (OSError, ValueError) as exc:
+            if self.stopped:
+                raise StoppedError("stopped by the user; the connection was closed") from None
+            raise StreamBrokenError(f"the stream failed: {type(exc).__name__}") from exc
+        finally:
+            response.close()
+
+    def _events(self, response: httpx.Response) -> Iterator[Event]:
+        decoder = SSEDecoder()
+        builder = self._builder
+        done = False
+        malformed = 0
+        for chunk in response.iter_bytes():
+            for frame in decoder.feed(chunk):
+                if frame.event == "error":
+                    raise self._client.stream_error(self._settings, frame.data)
+                try:
+                    objects = list(split_payload(frame.data))
+                except MalformedChunk:
+                    malformed += 1
+                    log.warning("skipping a malformed stream chunk")
+                    continue
+                for obj in objects:
+                    if obj == DONE:
+                        done = True
+                        continue
+                    if isinstance(obj, dict) and "error" in obj and "choices" not in obj:
+                        raise self._client.stream_error(self._settings, frame.data)
+                    if isinstance(obj, dict) and builder.request_id is None:
+                        rid = obj.get("request_id") or obj.get("id")
+                        builder.request_id = rid if isinstance(rid, str) else None
+                    for event in parse_chunk(obj):
+                        builder.add(event)
+                        yield event
+            if done:
+                break
+        if self.stopped:
+            raise StoppedError("stopped by the user; the connection was closed")
+        if not done and builder.finish_reason is None:
+            raise StreamBrokenError(
+                "the stream ended before the reply finished (no finish_reason and no [DONE]); "
+                "the text so far is kept"
+            )
+        if malformed:
+            raise StreamBrokenError(
+                f"{malformed} malformed chunk{'s' if malformed > 1 else ''} skipped; "
+                "the reply may be missing text"
+            )
+        error = finish_error(builder.finish_reason or "", builder.snapshot())
+        if error is not None:
+            raise error
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # shutdown, unlike close, wakes a recv() blocked in another thread
+    # and sends FIN at once, so the server stops generating.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class ChatClient:
+    """A reusable connection pool for one endpoint; cheap to keep for a kernel's life."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        common: dict[str, Any] = {
+            "timeout": self._timeout(settings),
+            "transport": transport,
+            "follow_redirects": True,
+            "headers": {"User-Agent": f"glm-magic/{__version__}"},
+        }
+        self._http = httpx.Client(**common)
+        # Streams never reuse a pooled connection: each one's socket is then seen as it
+        # connects (ReplyStream._on_trace), so a stop can shut it before any header.
+        self._stream_http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), **common)
+
+    @staticmethod
+    def _timeout(settings: Settings) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.write_timeout,
+            pool=settings.connect_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"<ChatClient {self.settings.shown_base_url}>"
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+        self._stream_http.close()
+
+    # -- building blocks used by ReplyStream -------------------------------------
+
+    def _headers(self, settings: Settings, *, stream: bool) -> dict[str, str]:
+        # The key is not among them: KeyAuth adds it as the request goes out.
+        headers = {"Accept": "text/event-stream" if stream else "application/json"}
+        headers["X-Client-Request-Id"] = f"glm-magic-{uuid.uuid4().hex[:16]}"
+        headers.update(settings.extra_headers)
+        return headers
+
+    @staticmethod
+    def _auth(settings: Settings) -> KeyAuth | None:
+        key = settings.require_key()
+        return KeyAuth(key) if key is not None else None
+
+    def send(
+        self,
+        settings: Settings,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        trace: Callable[[str, Mapping[str, Any]], None] | None = None,
+    ) -> httpx.Response:
+        """POST the body; map transport failures (the response is not yet checked)."""
+        headers = self._headers(settings, stream=stream)
+        auth = self._auth(settings)
+        http = self._stream_http if stream else self._http
+        try:
+            request = http.build_request(
+                "POST",
+                settings.base_url.rstrip("/") + "/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=self._timeout(settings),
+                extensions={"trace": trace} if trace is not None else None,
+            )
+            return http.send(request, stream=stream, auth=auth)
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
+            raise self.transport_error(exc, streaming=False) from None
+
+    def http_error(self, settings: Settings, response: httpx.Response) -> GlmError:
+        """Map an error response (already read) to the error tree."""
+        return map_http_error(
+            response.status_code,
+            response.text,
+            response.headers,
+            model=settings.model,
+            key_env=settings.api_key_env,
+            secrets=settings.keys_to_mask(),
+            request_id=response.headers.get("x-request-id"),
+        )
+
+    def stream_error(self, settings: Settings, data: str) -> GlmError:
+        """Map an error frame sent inside a stream."""
+        code, _ = error_fields(data)
+        status = 500 if code is None or not code.isdigit() or int(code) >= 500 else 400
+        error = map_http_error(
+            status,
+            data,
+            {},
+            model=settings.model,
+            key_env=settings.api_key_env,
+            secrets=settings.keys_to_mask(),
+        )
+        error.message = f"the server sent an error mid-stream: {error.message}"
+        if isinstance(error, ServerError):
+            return StreamBrokenError(error.message)
+        return error
+
+    def transport_error(self, exc: Exception, *, streaming: bool) -> GlmError:
+        """Map an httpx exception to the error tree, as one line (no URL userinfo, no key)."""
+        host = self.settings.base_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+        if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError)):
+            return ConfigError(
+                f"base URL {self.settings.shown_base_url!r} cannot be used "
+                f"({type(exc).__name__}); check GLM_BASE_URL or GlmMagics.base_url"
+            )
+        if isinstance(exc, httpx.ConnectTimeout):
+            return TimeoutError(f"connecting to {host} took longer than the connect timeout")
+        if isinstance(exc, httpx.ReadTimeout):
+            return TimeoutError(
+                f"no data from {host} for {self.settings.read_timeout:g} s "
+                "(GlmMagics.read_timeout); the text so far is kept"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError(f"the request to {host} timed out ({type(exc).__name__})")
+        if isinstance(exc, httpx.ConnectError):
+            return ConnectError(
+                f"cannot reach {host}: {redact(str(exc), *self.settings.keys_to_mask())}; "
+                "check GLM_BASE_URL"
+            )
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)) and streaming:
+            return StreamBrokenError(
+                f"the connection to {host} dropped mid-reply ({type(exc).__name__}); "
+                "the text so far is kept"
+            )
+        return ConnectError(f"request to {host} failed: {type(exc).__name__}")
+
+    def retry_wait(self, attempt: int, error: GlmError, settings: Settings) -> float | None:
+        """Seconds to wait before retrying after ``attempt`` failed, or ``None``: do not retry.
+
+        The one retry rule for streamed and whole replies: retryable kinds only,
+        at most ``settings.max_retries`` retries.
+        """
+        if not error.retryable or attempt > settings.max_retries:
+            return None
+        wait = self.backoff(attempt, error, settings)
+        log.info("retrying in %.1f s after: %s", wait, error.one_line())
+        return wait
+
+    def backoff(self, attempt: int, error: GlmError, settings: Settings | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based), capped by the settings."""
+        cap = (settings or self.settings).retry_max_wait
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after > 0:
+            return float(min(retry_after, cap))
+        base: float = min(cap, 0.5 * 2 ** (attempt - 1))
+        return base / 2 + random.uniform(0, base / 2)
+
+    # -- public calls --------------------------------------------------------------
+
+    def stream(self, messages: Sequence[Message], settings: Settings | None = None) -> ReplyStream:
+        """Start a streamed completion; nothing is sent until the stream is iterated."""
+        s = settings or self.settings
+        return ReplyStream(self, s, build_body(s, messages, stream=True))
+
+    def complete(self, messages: Sequence[Message], settings: Settings | None = None) -> Reply:
+        """A non-streamed completion, with the same retries and errors as streaming."""
+        s = settings or self.settings
+        body = build_body(s, messages, stream=False)
+        attempt = 0
+        while True:
+            attempt += 1
+            builder = ReplyBuilder(s.model, redact=s.redactor())
+            builder.max_tokens = s.max_tokens
+            try:
+                response = self.send(s, body, stream=False)
+                if response.status_code >= 400:
+                    raise self.http_error(s, response)
+                try:
+                    data = response.json()
+                except ValueError as exc:
+                    raise StreamBrokenError("the server's reply was not valid JSON") from exc
+                builder.request_id = response.headers.get("x-request-id") or (
+                    data.get("request_id") or data.get("id") if isinstance(data, dict) else None
+                )
+                for event in parse_chunk(data):
+                    builder.add(event)
+                if builder.finish_reason is None:
+                    builder.add(Finish("stop"))
+                error = finish_error(builder.finish_reason or "", builder.snapshot())
+                if error is not None:
+                    raise error
+                return builder.snapshot()
+            except GlmError as error:
+                wait = self.retry_wait(attempt, error, s)
+                if wait is None:
+                    if error.partial is None:
+                        error.partial = builder.snapshot(error=error.one_line())
+                    raise
+                time.sleep(wait)
+
+    def list_models(self) -> list[str]:
+        """Model ids from ``GET /models`` (sorted)."""
+        s = self.settings
+        headers = self._headers(s, stream=False)
+        try:
+            response = self._http.get(
+                s.base_url.rstrip("/") + "/models", headers=headers, auth=self._auth(s)
+            )
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
+            raise self.transport_error(exc, streaming=False) from None
+        if response.status_code >= 400:
+            raise self.http_error(s, response)
+        try:
+            data = response.json().get("data", [])
+        except (ValueError, AttributeError) as exc:
+            raise StreamBrokenError("the /models reply was not the expected JSON") from exc
+        return sorted(str(m["id"]) for m in data if isinstance(m, dict) and "id" in m)

@@ -1,0 +1,372 @@
+"""``%%glm`` and ``%glm``: the IPython magics, their settings, and the wiring of the layers.
+
+:class:`GlmMagics` is a traitlets ``Configurable`` (``%config GlmMagics.model
+= "glm-4.7"`` or ``c.GlmMagics.model`` in ``ipython_config.py``). A cell goes:
+options -> interpolation -> :class:`~glm_magic.core.session.Session` (context,
+conversation, client stream) -> the display renderer. The magics are the
+session's :class:`~glm_magic.core.session.Policy`: their traitlets are the settings.
+Every :class:`~glm_magic.errors.GlmError` reaches the user as one line: bad
+input and settings as an IPython ``UsageError``, request failures through the
+error's own one-line traceback, after the partial reply has been shown.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Float, Int, Unicode, observe
+
+from ..config import DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings, without_keys
+from ..core.session import DEFAULT_SYSTEM, Session
+from ..errors import ConfigError
+from .options import sampling_arguments, sampling_overrides, split_words
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..client.chat import ChatClient
+    from ..core.conversation import Conversation
+    from ..core.runner import Renderer
+    from ..core.session import Prepared
+    from ..reply import Reply
+
+__all__ = ["DEFAULT_SYSTEM", "GlmMagics"]
+
+
+def _pick(override: Any, configured: Any) -> Any:
+    """The per-cell value when given (0 and False count), else the configured one."""
+    return configured if override is None else override
+
+
+@magics_class
+class GlmMagics(Magics):
+    """The ``%%glm`` / ``%glm`` magics and their settings."""
+
+    model = Unicode(
+        "", help="Model id (empty: $GLM_MODEL when the request is made, else glm-5.1)."
+    ).tag(config=True)
+    base_url = Unicode(
+        "",
+        help="OpenAI-compatible base URL (empty: $GLM_BASE_URL when the request is made, "
+        "else RunAPI).",
+    ).tag(config=True)
+    api_key_env = Unicode(DEFAULT_KEY_ENV, help="Environment variable holding the API key.").tag(
+        config=True
+    )
+    connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
+    read_timeout = Float(
+        300.0, help="Seconds to wait for the next bytes (a 200K prompt's first token is slow)."
+    ).tag(config=True)
+    write_timeout = Float(60.0, help="Seconds to wait while sending the request.").tag(config=True)
+    max_retries = Int(
+        3, help="Retries for rate limits, 5xx and connect errors (before any reply)."
+    ).tag(config=True)
+    temperature = Float(
+        None, allow_none=True, help="Sampling temperature (server default if None)."
+    ).tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Output token cap (server default if None).").tag(
+        config=True
+    )
+    thinking = Bool(
+        None, allow_none=True, help="Thinking mode: True/False, or None for the model's default."
+    ).tag(config=True)
+    stream_usage = Bool(
+        None,
+        allow_none=True,
+        help="Ask for usage in streams (stream_options); None: ask unless the host is "
+        "Z.ai, BigModel or RunAPI, which always send it.",
+    ).tag(config=True)
+    system_prompt = Unicode(DEFAULT_SYSTEM, help="System prompt for new conversations.").tag(
+        config=True
+    )
+    stream = Bool(True, help="Stream replies (False: wait for the whole reply).").tag(config=True)
+    update_interval = Float(0.12, help="Seconds between display updates while streaming.").tag(
+        config=True
+    )
+    buttons = Bool(
+        False, help="Show Explain / Fix buttons under failing cells (Jupyter frontends)."
+    ).tag(config=True)
+    mask_secrets = Bool(
+        True, help="Mask keys, tokens and passwords in notebook context before it is sent."
+    ).tag(config=True)
+
+    @observe("buttons")
+    def _buttons_changed(self, change: Any) -> None:
+        # `%config GlmMagics.buttons = True` takes effect at once, like `%glm buttons on`.
+        shell = self.shell
+        if shell is None or not self.loaded:
+            return  # not loaded yet: load() applies the setting
+        from ..widgets import buttons
+
+        if change["new"] and getattr(shell, "kernel", None) is not None:
+            buttons.enable(shell, self.session)
+        else:
+            buttons.disable(shell)
+
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        #: Set by :func:`~glm_magic.ipython.extension.load` once registered on the shell.
+        self.loaded = False
+        #: Everything requests share (settings come from these traitlets).
+        self.session = Session(self, shell=shell, on_reply=self._write_namespace)
+
+    @property
+    def conversation(self) -> Conversation:
+        """The session's conversation (consecutive ``%%glm`` cells)."""
+        return self.session.conversation
+
+    @property
+    def last_reply(self) -> Reply | None:
+        """The latest reply of any surface (also ``_glm``)."""
+        return self.session.last_reply
+
+    @last_reply.setter
+    def last_reply(self, reply: Reply | None) -> None:
+        self.session.last_reply = reply
+
+    def _write_namespace(self, reply: Reply, out: str | None) -> None:
+        if self.shell is not None:
+            # ``_glm`` always holds the last reply, like ``_`` holds the last result.
+            self.shell.user_ns["_glm"] = reply
+            if out:
+                self.shell.user_ns[out] = reply
+
+    # -- settings, clients, renderers ---------------------------------------------
+
+    def effective_model(self) -> str:
+        """The model a request would use now (``GlmMagics.model``, else ``$GLM_MODEL``)."""
+        return self.model or os.environ.get("GLM_MODEL") or DEFAULT_MODEL
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Effective settings for one request; a bad setting is one ``UsageError`` line."""
+        try:
+            return self.resolve(**overrides)
+        except ConfigError as exc:
+            raise UsageError(exc.one_line()) from None
+
+    def resolve(self, **overrides: Any) -> Settings:
+        """Settings for one request (the session's policy); raises ``ConfigError``."""
+        # Empty model / base_url: read $GLM_MODEL / $GLM_BASE_URL now, so `%env` takes effect.
+        model = overrides.pop("model", None) or self.model or None
+        temperature = _pick(overrides.pop("temperature", None), self.temperature)
+        max_tokens = _pick(overrides.pop("max_tokens", None), self.max_tokens)
+        thinking = _pick(overrides.pop("thinking", None), self.thinking)
+        if overrides:
+            raise ConfigError(f"unknown option(s): {', '.join(sorted(overrides))}")
+        return resolve_settings(
+            base_url=self.base_url or None,
+            model=model,
+            api_key_env=self.api_key_env,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            write_timeout=self.write_timeout,
+            max_retries=self.max_retries,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            thinking=thinking,
+            stream_usage=self.stream_usage,
+        )
+
+    def client(self, settings: Settings) -> ChatClient:
+        """The session's pooled client for these settings."""
+        return self.session.client(settings)
+
+    def close(self) -> None:
+        """Close pooled HTTP connections."""
+        self.session.close()
+
+    def renderer(self, model: str, fmt: str) -> Renderer:
+        """The kernel's Markdown display renderer, or plain text in a terminal."""
+        from .render import HtmlDisplayRenderer, TerminalRenderer
+
+        if getattr(self.shell, "kernel", None) is not None:
+            return HtmlDisplayRenderer(model, fmt=fmt, interval=self.update_interval)
+        return TerminalRenderer(model, fmt=fmt)
+
+    # -- the core: one prompt, one reply ----------------------------------------------
+
+    def run_prompt(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        new: bool = False,
+        stream: bool | None = None,
+        fmt: str = "markdown",
+        out: str | None = None,
+        renderer: Renderer | None = None,
+        context: str | Sequence[str] | None = None,
+        dry_run: bool = False,
+        insert: bool = False,
+        **overrides: Any,
+    ) -> Reply | None:
+        """Send ``prompt`` with the conversation (and any context); show and return the reply.
+
+        With ``dry_run`` the exact messages, estimated tokens and cost are
+        printed and nothing is sent (``None`` is returned).
+        """
+        settings = self.settings(**overrides)
+        if new:
+            self.conversation.reset()
+        try:
+            prepared = self.session.prepare(prompt, settings, system=system, context=context)
+        except ConfigError as exc:  # a bad --context spec
+            raise UsageError(exc.one_line()) from None
+        if dry_run:
+            from ..context import dry_run_report
+
+            if prepared.notes:
+                print("note: " + "; ".join(prepared.notes))
+            messages = without_keys(prepared.messages, settings)
+            print(dry_run_report(messages, prepared.info, max_output=settings.max_tokens))
+            return None
+        return self.run_prepared(
+            prepared, stream=stream, fmt=fmt, out=out, renderer=renderer, insert=insert
+        )
+
+    def run_prepared(
+        self,
+        prepared: Prepared,
+        *,
+        stream: bool | None = None,
+        fmt: str = "markdown",
+        out: str | None = None,
+        renderer: Renderer | None = None,
+        insert: bool = False,
+    ) -> Reply:
+        """Show the notes, then stream the prepared request through the session and show it."""
+        settings = prepared.settings
+        try:
+            settings.require_key()
+        except ConfigError as exc:
+            raise UsageError(exc.one_line()) from None
+        if prepared.notes:
+            print("note: " + "; ".join(prepared.notes))
+        from ..safety import key_warnings
+
+        for warning in key_warnings(settings):
+            print(f"⚠ {warning}", file=sys.stderr)
+        view = renderer or self.renderer(settings.model, fmt)
+        reply = self.session.run(prepared, view, stream=stream, out=out)
+        if insert:
+            from .cells import insert_reply_code
+
+            insert_reply_code(self.shell, reply, out or "_glm")
+        return reply
+
+    # -- %%glm ----------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("-m", "--model", help="model id for this cell (default: GlmMagics.model)")
+    @sampling_arguments
+    @argument("--new", action="store_true", help="start a fresh conversation")
+    @argument("-o", "--out", metavar="NAME", help="store the reply object in NAME")
+    @argument(
+        "-f", "--format", default="markdown", choices=("markdown", "text", "code"), dest="fmt"
+    )
+    @argument("--no-interpolate", action="store_true", help="send {braces} exactly as typed")
+    @argument(
+        "-c",
+        "--context",
+        action="append",
+        metavar="SPEC",
+        help="notebook context to send: 3-5, last:4, error, vars:df,model, notebook, none",
+    )
+    @argument("--insert", action="store_true", help="insert the reply's code as a new cell below")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        dest="dry_run",
+        help="print the messages, tokens and cost; send nothing",
+    )
+    @argument("prompt", nargs="*", help="(line magic only) the question")
+    @cell_magic("glm")  # type: ignore[arg-type]
+    def glm_cell(self, line: str, cell: str) -> None:
+        """Ask the model; the cell's text is the prompt and the reply streams below.
+
+        ``{name}``, ``{name.attr}``, ``{In[3]}`` and ``{Out[3]}`` are replaced by
+        their values when they resolve; everything else in braces, and all
+        fenced code, is sent exactly as typed (``{{``/``}}`` for literal braces).
+        Consecutive cells form one conversation (``%glm reset`` or ``--new``).
+        """
+        args = self._parse(self.glm_cell, line)
+        if args.prompt:
+            raise UsageError(
+                f"unexpected text after the options: {' '.join(args.prompt)!r}; "
+                "put the question in the cell body"
+            )
+        self._ask(cell, args)
+
+    def _parse(self, func: Any, line: str) -> Any:
+        # POSIX splitting, unlike magic_arguments' own, removes the quotes in -s 'Be brief.'
+        return func.parser.parse_args(split_words(line))
+
+    def _ask(self, text: str, args: Any) -> None:
+        if not text.strip():
+            raise UsageError("the prompt is empty: write your question under %%glm")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")
+        masked = 0
+        if not args.no_interpolate:
+            from ..core.prompt_masking import interpolate_masked
+
+            namespace = self.shell.user_ns if self.shell is not None else {}
+            settings = self.settings(model=args.model)
+            text, masked = interpolate_masked(text, namespace, settings, mask=self.mask_secrets)
+        if masked:
+            print(f"note: {masked} secret{'s' if masked > 1 else ''} masked in interpolated values")
+        self.run_prompt(
+            text.strip(),
+            system=args.system,
+            new=args.new,
+            stream=not args.no_stream,
+            fmt=args.fmt,
+            out=args.out,
+            model=args.model,
+            context=args.context,
+            dry_run=args.dry_run,
+            insert=args.insert,
+            **sampling_overrides(args),
+        )
+
+    # -- %glm -----------------------------------------------------------------------
+
+    @line_magic("glm")  # type: ignore[arg-type]
+    def glm_line(self, line: str) -> Any:
+        """``%glm QUESTION`` asks in one line; sub-commands manage the session.
+
+        Sub-commands: ``key`` (enter the API key with a hidden prompt),
+        ``reset`` (forget the conversation), ``history``, ``models`` (what the
+        endpoint serves, with context windows and prices), ``config`` (the
+        effective settings), ``help``.
+        """
+        words = split_words(line)
+        if not words or words[0] == "help":
+            if words[1:]:
+                got = " ".join(words[1:])
+                raise UsageError(f"%glm help takes no arguments (got {got!r}); usage: %glm help")
+            print(self._help())
+            return None
+        command, rest = words[0], words[1:]
+        from . import commands
+
+        handler = commands.handler(command)
+        if handler is not None:
+            return handler(self, rest)
+        args = self._parse(self.glm_cell, line)
+        self._ask(" ".join(args.prompt), args)
+        return None
+
+    def _help(self) -> str:
+        from . import commands
+
+        lines = ["%glm QUESTION          ask in one line (same options as %%glm)"]
+        lines += [f"%glm {name:<17} {doc}" for name, doc in commands.COMMANDS.items()]
+        lines.append("%%glm? shows the cell magic's options.")
+        return "\n".join(lines)
