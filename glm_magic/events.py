@@ -14,6 +14,7 @@ __all__ = [
     "Event",
     "Finish",
     "ReasoningDelta",
+    "RequestId",
     "TextDelta",
     "ToolCallDelta",
     "Usage",
@@ -62,4 +63,11 @@ class Finish:
     reason: str
 
 
-Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish]  # noqa: UP007 - a runtime alias on 3.10
+@dataclass(frozen=True)
+class RequestId:
+    """The server's id for this request (a response header or the first chunk's ``id``)."""
+
+    request_id: str
+
+
+Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish, RequestId]  # noqa: UP007 - a runtime alias on 3.10

@@ -14,11 +14,12 @@ was cut and how to allow more; renderers show that line.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from .events import Event, Finish, ReasoningDelta, RequestId, TextDelta, ToolCallDelta, Usage
 from .markdown import CodeBlock, code_blocks, join_code
 from .models import estimate_cost, model_info
 
@@ -181,7 +182,9 @@ class ReplyBuilder:
     """Accumulates events into a :class:`Reply`; cheap to call per token.
 
     Text pieces are kept in lists and joined on demand (``snapshot``) so a
-    long stream does not cost quadratic string building.
+    long stream does not cost quadratic string building. One builder serves a
+    stream: the thread reading HTTP adds, a renderer in another thread reads,
+    so adding and joining take a (cheap, uncontended) lock.
     """
 
     def __init__(self, model: str, *, redact: Callable[[str], str] | None = None) -> None:
@@ -201,18 +204,30 @@ class ReplyBuilder:
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.chars = 0
+        #: Answer and thinking pieces received (about one token each on GLM servers).
+        self.pieces = 0
+        self.thinking_pieces = 0
+        self._lock = threading.Lock()
 
     def add(self, event: Event) -> None:
         """Fold one event into the reply."""
-        if isinstance(event, TextDelta):
+        with self._lock:
+            self._add(event)
+
+    def _add(self, event: Event) -> None:
+        if isinstance(event, RequestId):
+            self.request_id = self.request_id or event.request_id
+        elif isinstance(event, TextDelta):
             if event.text:
                 self._text.append(event.text)
                 self.chars += len(event.text)
+                self.pieces += 1
                 if self.first_token_at is None:
                     self.first_token_at = time.monotonic()
         elif isinstance(event, ReasoningDelta):
             if event.text:
                 self._reasoning.append(event.text)
+                self.thinking_pieces += 1
                 if self.first_token_at is None:
                     self.first_token_at = time.monotonic()
         elif isinstance(event, ToolCallDelta):
@@ -229,16 +244,20 @@ class ReplyBuilder:
     @property
     def text(self) -> str:
         """The answer text so far."""
-        if len(self._text) > 1:
-            self._text[:] = ["".join(self._text)]
-        return self._redacted("text", self._text[0] if self._text else "")
+        with self._lock:
+            if len(self._text) > 1:
+                self._text[:] = ["".join(self._text)]
+            raw = self._text[0] if self._text else ""
+        return self._redacted("text", raw)
 
     @property
     def reasoning(self) -> str:
         """The thinking so far."""
-        if len(self._reasoning) > 1:
-            self._reasoning[:] = ["".join(self._reasoning)]
-        return self._redacted("reasoning", self._reasoning[0] if self._reasoning else "")
+        with self._lock:
+            if len(self._reasoning) > 1:
+                self._reasoning[:] = ["".join(self._reasoning)]
+            raw = self._reasoning[0] if self._reasoning else ""
+        return self._redacted("reasoning", raw)
 
     def _redacted(self, kind: str, raw: str) -> str:
         """``raw`` through :attr:`redact`, computed once per length (read on every update)."""
@@ -256,6 +275,10 @@ class ReplyBuilder:
         n = self.usage.completion_tokens if self.usage else None
         return f"{self.model} · streaming… " + (f"{n} tokens" if n else f"{self.chars:,} chars")
 
+    def _tool_calls(self) -> list[ToolCall]:
+        with self._lock:
+            return [self._tools[i] for i in sorted(self._tools)]
+
     def snapshot(self, error: str = "") -> Reply:
         """A :class:`Reply` holding everything received so far."""
         return Reply(
@@ -266,7 +289,7 @@ class ReplyBuilder:
             finish_reason=self.finish_reason,
             request_id=self.request_id,
             elapsed=time.monotonic() - self.started,
-            tool_calls=[self._tools[i] for i in sorted(self._tools)],
+            tool_calls=self._tool_calls(),
             error=error,
             max_tokens=self.max_tokens,
         )

@@ -270,9 +270,9 @@ def test_retry_after_is_capped(fresh_endpoint: EndpointServer) -> None:
     s = settings_for(fresh_endpoint, "glm-4.7", retry_max_wait=0.3)
     client = ChatClient(s)
     err = errors.RateLimitError("x", retry_after=3600)
-    assert client.backoff(1, err) == pytest.approx(0.3)
+    assert client._backoff(1, err) == pytest.approx(0.3)
     plain = errors.ServerError("x")
-    waits = [client.backoff(n, plain) for n in range(1, 8)]
+    waits = [client._backoff(n, plain) for n in range(1, 8)]
     assert all(0 < w <= 0.3 for w in waits)
     client.close()
 

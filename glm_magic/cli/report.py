@@ -26,10 +26,16 @@ from typing import Any, TextIO
 
 from ..client.chat import ChatClient
 from ..config import Secret
-from ..events import ReasoningDelta, TextDelta
-from ..reply import Reply
+from ..reply import Reply, ReplyBuilder
 
-__all__ = ["PROGRESS_EVERY", "Console", "Heartbeat", "Totals", "stream_reply"]
+__all__ = [
+    "PROGRESS_EVERY",
+    "Console",
+    "ConsoleRenderer",
+    "Heartbeat",
+    "Totals",
+    "stream_reply",
+]
 
 #: Seconds between two rewrites of a status line (about 4 a second).
 STATUS_INTERVAL = 0.25
@@ -187,39 +193,61 @@ class Totals:
         return " · ".join(parts)
 
 
+class ConsoleRenderer:
+    """The CLI's renderer for the one stream driver: a status line, heartbeats off a terminal."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self.beat = Heartbeat(console, self._progress_line)
+        self._builder: ReplyBuilder | None = None
+
+    def _tokens(self) -> tuple[int, str]:
+        builder = self._builder
+        if builder is None:
+            return 0, ""
+        think = f" ({builder.thinking_pieces:,} thinking)" if builder.thinking_pieces else ""
+        return builder.pieces + builder.thinking_pieces, think
+
+    def _progress_line(self) -> str:
+        n, think = self._tokens()
+        return f"{self.label}: {n:,} tokens so far{think}, {self.beat.elapsed:.0f} s elapsed"
+
+    def start(self) -> None:
+        """Say that the request is out; off a terminal, start the heartbeat."""
+        self.console.status(f"{self.label}: waiting for the first token...", force=True)
+        self.beat.__enter__()
+
+    def progress(self, builder: ReplyBuilder) -> None:
+        """Move the status line (the console throttles it)."""
+        self._builder = builder
+        n, think = self._tokens()
+        self.console.status(f"{self.label}: {n:,} tokens{think}, {builder.chars:,} chars")
+
+    def tick(self) -> None:
+        """Nothing held back: the console draws the latest status itself."""
+
+    def finish(self, reply: Reply) -> None:
+        """Stop the heartbeat and erase the status line (the caller prints the outcome)."""
+        self.beat.__exit__(None, None, None)
+        self.console.clear_status()
+
+
 def stream_reply(
     client: ChatClient, messages: Sequence[Mapping[str, Any]], label: str, console: Console
 ) -> Reply:
-    """Stream one reply, showing a running count on ``console``; return the reply.
+    """Stream one reply through the one stream driver, showing progress on ``console``.
 
     Raises the client's :class:`~glm_magic.errors.GlmError` (with ``partial``)
-    on failure; the connection is closed in every case, including Ctrl-C.
+    on failure; the connection is closed in every case, and Ctrl-C ends as a
+    :class:`~glm_magic.errors.StoppedError` after closing it.
     """
+    from ..core.runner import run_foreground
+    from ..errors import StoppedError
+
     stream = client.stream(messages)
-    counts = [0, 0]  # answer and thinking pieces, read by the heartbeat's thread
-
-    def progress() -> str:
-        think = f" ({counts[1]:,} thinking)" if counts[1] else ""
-        return (
-            f"{label}: {counts[0] + counts[1]:,} tokens so far{think}, {beat.elapsed:.0f} s elapsed"
-        )
-
-    console.status(f"{label}: waiting for the first token...", force=True)
-    beat = Heartbeat(console, progress)
     try:
-        with beat:
-            for event in stream:
-                if isinstance(event, TextDelta):
-                    counts[0] += 1
-                elif isinstance(event, ReasoningDelta):
-                    counts[1] += 1
-                else:
-                    continue
-                think = f" ({counts[1]:,} thinking)" if counts[1] else ""
-                console.status(
-                    f"{label}: {sum(counts):,} tokens{think}, {stream.builder.chars:,} chars"
-                )
-    finally:
-        stream.close()
-        console.clear_status()
-    return stream.reply
+        return run_foreground(stream, ConsoleRenderer(console, label), client.settings.model)
+    except StoppedError:
+        # Only Ctrl-C stops a CLI stream: the connection is closed; end the command.
+        raise KeyboardInterrupt from None

@@ -40,7 +40,7 @@ from ..errors import (
     TimeoutError,
     redact,
 )
-from ..events import Event, Finish
+from ..events import Event, Finish, RequestId
 from ..reply import Reply, ReplyBuilder
 from ..version import __version__
 from .errormap import error_fields, finish_error, map_http_error
@@ -177,6 +177,11 @@ class ReplyStream:
             if self.stopped:
                 _shutdown(sock)
 
+    def _fold(self, event: Event) -> Event:
+        # The stream's one builder sees every event before its consumer does.
+        self._builder.add(event)
+        return event
+
     def _fail(self, error: GlmError) -> GlmError:
         error.partial = self._builder.snapshot(error=error.one_line())
         return error
@@ -197,7 +202,7 @@ class ReplyStream:
                     wait = (
                         None
                         if self.stopped or received
-                        else self._client.retry_wait(self.attempts, error, self._settings)
+                        else self._client._retry_wait(self.attempts, error, self._settings)
                     )
                     if wait is None:
                         raise self._fail(error) from error.__cause__
@@ -211,7 +216,7 @@ class ReplyStream:
         with self._lock:
             self._socket = None
         try:
-            response = client.send(self._settings, self._body, stream=True, trace=self._on_trace)
+            response = client._send(self._settings, self._body, stream=True, trace=self._on_trace)
         except GlmError:
             if self.stopped:
                 raise StoppedError("stopped by the user; the connection was closed") from None
@@ -223,14 +228,15 @@ class ReplyStream:
         try:
             if response.status_code >= 400:
                 response.read()
-                raise client.http_error(self._settings, response)
+                raise client._http_error(self._settings, response)
             rid = response.headers.get("x-request-id")
-            self._builder.request_id = rid or self._builder.request_id
+            if rid and self._builder.request_id is None:
+                yield self._fold(RequestId(rid))
             yield from self._events(response)
         except httpx.HTTPError as exc:
             if self.stopped:
                 raise StoppedError("stopped by the user; the connection was closed") from None
-            raise client.transport_error(exc, streaming=True) from exc
+            raise client._transport_error(exc, streaming=True) from exc
         except (OSError, ValueError) as exc:
             if self.stopped:
                 raise StoppedError("stopped by the user; the connection was closed") from None
@@ -246,7 +252,7 @@ class ReplyStream:
         for chunk in response.iter_bytes():
             for frame in decoder.feed(chunk):
                 if frame.event == "error":
-                    raise self._client.stream_error(self._settings, frame.data)
+                    raise self._client._stream_error(self._settings, frame.data)
                 try:
                     objects = list(split_payload(frame.data))
                 except MalformedChunk:
@@ -258,13 +264,13 @@ class ReplyStream:
                         done = True
                         continue
                     if isinstance(obj, dict) and "error" in obj and "choices" not in obj:
-                        raise self._client.stream_error(self._settings, frame.data)
+                        raise self._client._stream_error(self._settings, frame.data)
                     if isinstance(obj, dict) and builder.request_id is None:
                         rid = obj.get("request_id") or obj.get("id")
-                        builder.request_id = rid if isinstance(rid, str) else None
+                        if isinstance(rid, str) and rid:
+                            yield self._fold(RequestId(rid))
                     for event in parse_chunk(obj):
-                        builder.add(event)
-                        yield event
+                        yield self._fold(event)
             if done:
                 break
         if self.stopped:
@@ -344,7 +350,7 @@ class ChatClient:
         key = settings.require_key()
         return KeyAuth(key) if key is not None else None
 
-    def send(
+    def _send(
         self,
         settings: Settings,
         body: dict[str, Any],
@@ -367,9 +373,9 @@ class ChatClient:
             )
             return http.send(request, stream=stream, auth=auth)
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
-            raise self.transport_error(exc, streaming=False) from None
+            raise self._transport_error(exc, streaming=False) from None
 
-    def http_error(self, settings: Settings, response: httpx.Response) -> GlmError:
+    def _http_error(self, settings: Settings, response: httpx.Response) -> GlmError:
         """Map an error response (already read) to the error tree."""
         return map_http_error(
             response.status_code,
@@ -381,7 +387,7 @@ class ChatClient:
             request_id=response.headers.get("x-request-id"),
         )
 
-    def stream_error(self, settings: Settings, data: str) -> GlmError:
+    def _stream_error(self, settings: Settings, data: str) -> GlmError:
         """Map an error frame sent inside a stream."""
         code, _ = error_fields(data)
         status = 500 if code is None or not code.isdigit() or int(code) >= 500 else 400
@@ -398,7 +404,7 @@ class ChatClient:
             return StreamBrokenError(error.message)
         return error
 
-    def transport_error(self, exc: Exception, *, streaming: bool) -> GlmError:
+    def _transport_error(self, exc: Exception, *, streaming: bool) -> GlmError:
         """Map an httpx exception to the error tree, as one line (no URL userinfo, no key)."""
         host = self.settings.base_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
         if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError)):
@@ -427,7 +433,7 @@ class ChatClient:
             )
         return ConnectError(f"request to {host} failed: {type(exc).__name__}")
 
-    def retry_wait(self, attempt: int, error: GlmError, settings: Settings) -> float | None:
+    def _retry_wait(self, attempt: int, error: GlmError, settings: Settings) -> float | None:
         """Seconds to wait before retrying after ``attempt`` failed, or ``None``: do not retry.
 
         The one retry rule for streamed and whole replies: retryable kinds only,
@@ -435,11 +441,11 @@ class ChatClient:
         """
         if not error.retryable or attempt > settings.max_retries:
             return None
-        wait = self.backoff(attempt, error, settings)
+        wait = self._backoff(attempt, error, settings)
         log.info("retrying in %.1f s after: %s", wait, error.one_line())
         return wait
 
-    def backoff(self, attempt: int, error: GlmError, settings: Settings | None = None) -> float:
+    def _backoff(self, attempt: int, error: GlmError, settings: Settings | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based), capped by the settings."""
         cap = (settings or self.settings).retry_max_wait
         retry_after = getattr(error, "retry_after", None)
@@ -465,9 +471,9 @@ class ChatClient:
             builder = ReplyBuilder(s.model, redact=s.redactor())
             builder.max_tokens = s.max_tokens
             try:
-                response = self.send(s, body, stream=False)
+                response = self._send(s, body, stream=False)
                 if response.status_code >= 400:
-                    raise self.http_error(s, response)
+                    raise self._http_error(s, response)
                 try:
                     data = response.json()
                 except ValueError as exc:
@@ -484,7 +490,7 @@ class ChatClient:
                     raise error
                 return builder.snapshot()
             except GlmError as error:
-                wait = self.retry_wait(attempt, error, s)
+                wait = self._retry_wait(attempt, error, s)
                 if wait is None:
                     if error.partial is None:
                         error.partial = builder.snapshot(error=error.one_line())
@@ -500,9 +506,9 @@ class ChatClient:
                 s.base_url.rstrip("/") + "/models", headers=headers, auth=self._auth(s)
             )
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
-            raise self.transport_error(exc, streaming=False) from None
+            raise self._transport_error(exc, streaming=False) from None
         if response.status_code >= 400:
-            raise self.http_error(s, response)
+            raise self._http_error(s, response)
         try:
             data = response.json().get("data", [])
         except (ValueError, AttributeError) as exc:

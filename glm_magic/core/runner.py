@@ -98,10 +98,8 @@ def _pump(stream: Iterable[Event], out: queue.SimpleQueue[object]) -> None:
         out.put(GlmError(f"unexpected failure while streaming: {type(error).__name__}: {error}"))
 
 
-def _finish(builder: ReplyBuilder, stream: Stoppable, error: GlmError | None) -> Reply:
-    builder.request_id = builder.request_id or stream.builder.request_id
-    builder.max_tokens = stream.builder.max_tokens
-    reply = builder.snapshot(error=error.one_line() if error else "")
+def _finish(stream: Stoppable, error: GlmError | None) -> Reply:
+    reply = stream.builder.snapshot(error=error.one_line() if error else "")
     if error is not None:
         error.partial = reply
     return reply
@@ -115,7 +113,9 @@ def run_foreground(stream: Stoppable, renderer: Renderer, model: str) -> Reply:
     ``partial`` is that reply.
     """
     events: queue.SimpleQueue[object] = queue.SimpleQueue()
-    builder = ReplyBuilder(model, redact=stream.builder.redact)
+    # The stream's own builder (folded in the reading thread) is the one the renderer
+    # reads; the queue only carries wake-ups, the end and errors.
+    builder = stream.builder
     worker = threading.Thread(target=_pump, args=(stream, events), daemon=True, name="glm-stream")
     error: GlmError | None = None
     renderer.start()
@@ -132,7 +132,6 @@ def run_foreground(stream: Stoppable, renderer: Renderer, model: str) -> Reply:
             if isinstance(item, GlmError):
                 error = item
                 break
-            builder.add(item)  # type: ignore[arg-type]
             # Drain what is already queued before rendering: one update per batch.
             while True:
                 try:
@@ -142,12 +141,11 @@ def run_foreground(stream: Stoppable, renderer: Renderer, model: str) -> Reply:
                 if more is _END or isinstance(more, GlmError):
                     events.put(more)
                     break
-                builder.add(more)  # type: ignore[arg-type]
             renderer.progress(builder)
     except KeyboardInterrupt:
         stream.close()
         error = StoppedError("interrupted; the partial reply is kept and the connection was closed")
-    reply = _finish(builder, stream, error)
+    reply = _finish(stream, error)
     renderer.finish(reply)
     if error is not None:
         raise error
@@ -198,13 +196,12 @@ class BackgroundRun:
     def _run(self) -> None:
         import time
 
-        builder = ReplyBuilder(self._model, redact=self._stream.builder.redact)
+        builder = self._stream.builder  # the stream's one builder, folded as it yields
         error: GlmError | None = None
         last = 0.0
         wait = self._interval
         try:
-            for event in self._stream:
-                builder.add(event)
+            for _event in self._stream:
                 now = time.monotonic()
                 if now - last >= wait:
                     self._on_update(builder)
@@ -216,5 +213,5 @@ class BackgroundRun:
             error = GlmError(f"unexpected failure while streaming: {type(exc).__name__}: {exc}")
         if self._stop.is_set() and not isinstance(error, StoppedError):
             error = StoppedError("stopped; the partial reply is kept and the connection was closed")
-        self.reply = _finish(builder, self._stream, error)
+        self.reply = _finish(self._stream, error)
         self._on_done(self.reply, error)

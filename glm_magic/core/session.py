@@ -213,7 +213,8 @@ class Session:
             secrets=settings.keys_to_mask(),
             current_count=getattr(self.shell, "execution_count", None),
         )
-        return block.text, block.tokens, [f"context: ~{block.tokens:,} tokens", *block.notes]
+        note = f"context: {parsed}, ~{block.tokens:,} tokens"
+        return block.text, block.tokens, [note, *block.notes]
 
     def prepare(
         self,

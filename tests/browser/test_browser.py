@@ -86,6 +86,7 @@ def test_panel_streams_stops_and_copies(
     cell = nb.run(f"%glm panel -m {LONG}")
     panel = cell.locator(".glm-panel")
     panel.wait_for()
+    nb.wait_idle(cell)  # the panel can show before its cell's run has ended
     prompt = panel.locator("textarea")
 
     # Typing is real key presses: single-letter notebook shortcuts (a, b, d d, m)
