@@ -1,7 +1,7 @@
 """The catalog of known GLM models: context window, output limits, features, prices.
 
-Figures come from ``shared/spec/glm-chat-api.md`` section 5 (Z.ai list prices,
-USD per million tokens). Any model id works: an unknown id (a local vLLM or
+Figures are Z.ai's list prices (USD per million tokens) and published limits,
+as of 2026-11. Any model id works: an unknown id (a local vLLM or
 Ollama model, a new release) gets :data:`DEFAULT_MODEL_INFO`, whose limits are
 deliberately conservative so trimming never overflows a smaller window.
 """
@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 __all__ = [
     "CATALOG",
     "DEFAULT_MODEL_INFO",
+    "MESSAGE_TOKENS",
     "ModelInfo",
     "estimate_cost",
     "estimate_tokens",
+    "format_cost",
     "model_info",
 ]
 
@@ -154,3 +156,15 @@ def estimate_cost(
     return (
         fresh * info.price_input + cached * cached_price + completion_tokens * info.price_output
     ) / 1_000_000
+
+
+#: Tokens a chat template adds around each message (role markers), in estimates.
+MESSAGE_TOKENS = 4
+
+
+def format_cost(value: float, *, approx: bool = True) -> str:
+    """A cost for people: ``~$0.0012``, ``<$0.0001``, ``~$1,234.50`` (one form everywhere)."""
+    if 0 < value < 0.0001:
+        return "<$0.0001"
+    mark = "~" if approx else ""
+    return f"{mark}${value:,.2f}" if value >= 100 else f"{mark}${value:,.4f}"

@@ -49,6 +49,7 @@ __all__ = [
     "insert_cells",
     "insert_code_after",
     "read_notebook",
+    "same_file",
     "write_notebook",
 ]
 
@@ -246,7 +247,8 @@ def _clip(reason: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (by inode when both exist, else by real path)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -281,7 +283,7 @@ def write_notebook(
     the target file is left exactly as it was and no temporary file remains.
     """
     target = loaded.path if path is None else Path(path)
-    in_place = path is None or _same_file(target, loaded.path)
+    in_place = path is None or same_file(target, loaded.path)
     data = _serialize(loaded)
     # Write through symlinks: os.replace on the link itself would turn it into a file.
     real = Path(os.path.realpath(target))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .events import Event, Finish, ReasoningDelta, RequestId, TextDelta, ToolCallDelta, Usage
 from .markdown import CodeBlock, code_blocks, join_code
-from .models import estimate_cost, model_info
+from .models import estimate_cost, format_cost, model_info
 
 __all__ = ["CUT_BLOCK_LEFT_OUT", "Reply", "ReplyBuilder", "ToolCall"]
 
@@ -146,7 +146,7 @@ class Reply:
         parts.append(f"{self.elapsed:.1f} s")
         cost = self.cost
         if cost is not None:
-            parts.append(f"~${cost:.4f}" if cost >= 0.0001 or cost == 0 else "<$0.0001")
+            parts.append(format_cost(cost))
         if self.finish_reason not in (None, "stop"):
             parts.append(f"finish: {self.finish_reason}")
         if self.error:

@@ -49,7 +49,7 @@ from ..errors import (
     QuotaError,
 )
 from ..models import model_info
-from ..notebook import LoadedNotebook, NewCell, read_notebook, write_notebook
+from ..notebook import LoadedNotebook, NewCell, read_notebook, same_file, write_notebook
 from ..reply import CUT_BLOCK_LEFT_OUT
 from .args import build_parser
 from .cells import cells_for, insert_planned, mask_outputs
@@ -260,19 +260,12 @@ def _default_output(source: Path, suffix: str) -> Path:
     return source.with_name(f"{stem}.{suffix}.ipynb")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def _target(args: argparse.Namespace, source: Path, suffix: str) -> Path | None:
     """Where to write (``None``: in place), refused early when it would clobber a file."""
     if args.in_place:
         return None
     target = Path(args.output) if args.output else _default_output(source, suffix)
-    if _same_file(target, source):
+    if same_file(target, source):
         raise CliError(f"{target} is the input notebook; pass --in-place to rewrite it")
     _refuse_symlink(target)
     if target.exists() and not args.force:

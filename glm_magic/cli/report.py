@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from ..client.chat import ChatClient
 from ..config import Secret
+from ..models import format_cost
 from ..reply import Reply, ReplyBuilder
 
 __all__ = [
@@ -187,7 +188,7 @@ class Totals:
             f"{self.prompt_tokens:,} in / {self.completion_tokens:,} out tokens",
         ]
         if self.cost_known:
-            parts.append(f"~${self.cost:.4f}")
+            parts.append(format_cost(self.cost))
         else:
             parts.append("cost unknown (model not in the price list)")
         return " · ".join(parts)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..models import ModelInfo, estimate_cost, estimate_tokens
+from ..models import MESSAGE_TOKENS, ModelInfo, estimate_cost, estimate_tokens, format_cost
 
 __all__ = ["dry_run_report", "message_text"]
 
 #: Tokens per message for role markers, as in ``conversation.py``.
-_MESSAGE_OVERHEAD = 4
 
 
 def message_text(content: object) -> str:
@@ -39,7 +38,7 @@ def message_text(content: object) -> str:
 
 
 def _money(value: float) -> str:
-    return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
+    return format_cost(value, approx=False)
 
 
 def dry_run_report(
@@ -55,7 +54,7 @@ def dry_run_report(
     prompt_tokens = 0
     for message in messages:
         text = message_text(message.get("content"))
-        tokens = estimate_tokens(text) + _MESSAGE_OVERHEAD
+        tokens = estimate_tokens(text) + MESSAGE_TOKENS
         prompt_tokens += tokens
         lines.append(f"----- {message.get('role', '?')} (~{tokens:,} tokens) -----")
         lines.append(text)

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import ModelInfo, estimate_tokens
+from ..models import MESSAGE_TOKENS, ModelInfo, estimate_tokens
 
 __all__ = ["Conversation", "TrimResult", "Turn"]
 
 #: Tokens per message for role markers and formatting, added to the estimate.
-_MESSAGE_OVERHEAD = 4
 
 
 @dataclass
@@ -39,7 +38,7 @@ class TrimResult:
 
 
 def _cost(text: str) -> int:
-    return estimate_tokens(text) + _MESSAGE_OVERHEAD
+    return estimate_tokens(text) + MESSAGE_TOKENS
 
 
 @dataclass

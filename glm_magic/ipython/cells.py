@@ -1,8 +1,8 @@
 """Inserting generated code as a new cell in a live frontend (``set_next_input``).
 
-Facts that shape this (DESIGN.md section 2): the payload rides on the
-``execute_reply``, so it is applied when the cell finishes, directly below
-it; JupyterLab 4 and Notebook 7 apply only the first payload of a run, so we
+Facts that shape this (checked on ipykernel 7, JupyterLab 4.6 and Notebook 7.6):
+the payload rides on the ``execute_reply``, so it is applied when the cell
+finishes, directly below it; JupyterLab 4 and Notebook 7 apply only the first payload of a run, so we
 send exactly one cell per run, joined from the reply's code blocks; a
 payload sent from a background thread or widget callback lands on the *next*
 cell, so only the main thread of the running cell may call this. Colab,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..masking_names import SecretText
-from ..models import CATALOG, ModelInfo, estimate_cost, estimate_tokens
+from ..models import CATALOG, ModelInfo, estimate_cost, estimate_tokens, format_cost
 
 if TYPE_CHECKING:
     from ..reply import Reply
@@ -136,11 +136,7 @@ class ContextPreview:
             return f"Context: {self.error}"
         if self.spec == "none":
             return "Context: none (only this chat's turns are sent)"
-        cost = (
-            "cost unknown"
-            if self.cost is None
-            else ("<$0.0001" if 0 < self.cost < 0.0001 else f"~${self.cost:.4f}")
-        )
+        cost = "cost unknown" if self.cost is None else format_cost(self.cost)
         line = f"Context: {self.spec} · ~{self.tokens:,} tokens · {cost}"
         if self.notes:
             line += " · " + "; ".join(self.notes)
@@ -212,7 +208,7 @@ def totals_line(totals: dict[str, Any]) -> str:
     if not totals["priced"]:
         cost = "cost unknown"
     else:
-        cost = f"~${totals['cost']:.4f}"
+        cost = format_cost(totals["cost"])
         if totals["priced"] < metered:
             cost += f" ({metered - totals['priced']} without a known price)"
     line = (
