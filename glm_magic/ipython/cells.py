@@ -2,8 +2,8 @@
 
 Facts that shape this (checked on ipykernel 7, JupyterLab 4.6 and Notebook 7.6):
 the payload rides on the ``execute_reply``, so it is applied when the cell
-finishes, directly below it; JupyterLab 4 and Notebook 7 apply only the first payload of a run, so we
-send exactly one cell per run, joined from the reply's code blocks; a
+finishes, directly below it; JupyterLab 4 and Notebook 7 apply only the
+first payload of a run, so we send exactly one cell per run, joined from the reply's code blocks; a
 payload sent from a background thread or widget callback lands on the *next*
 cell, so only the main thread of the running cell may call this. Colab,
 JupyterLite and headless runners (nbclient, papermill) ignore payloads: the
