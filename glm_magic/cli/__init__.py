@@ -34,9 +34,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..client.chat import ChatClient
 from ..config import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV, Settings, resolve_settings
-from ..core.assist import build_assist_prompt, describe
+from ..core.conversation import Conversation
+from ..core.session import Fixed, Session
 from ..errors import (
     AuthenticationError,
     ConfigError,
@@ -47,14 +47,14 @@ from ..errors import (
     NotebookChangedError,
     PermissionDeniedError,
     QuotaError,
+    StoppedError,
 )
-from ..models import model_info
 from ..notebook import LoadedNotebook, NewCell, read_notebook, same_file, write_notebook
 from ..reply import CUT_BLOCK_LEFT_OUT
 from .args import build_parser
 from .cells import cells_for, insert_planned, mask_outputs
 from .exec import CellFailure, Executed, ExecutionFailed, execute_notebook
-from .report import Console, Heartbeat, Totals, stream_reply
+from .report import Console, ConsoleRenderer, Heartbeat, Totals
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -180,26 +180,29 @@ def _ask_all(
     unknown model) stops the loop and is returned.
     """
     chosen = _choose(executed.failures, args.max_fixes)
-    info = model_info(settings.model)
     totals = Totals()
     planned: Planned = []
     problems = 0
     fatal: GlmError | None = None
-    with ChatClient(settings) as client:
+    session = Session(Fixed(settings))
+    try:
         for item in executed.failures:
             label = f"{item.failure.label} {kind}"
             if item.index not in chosen:
                 console.note(f"{item.failure.label}: skipped (--max-fixes {args.max_fixes})")
                 problems += 1
                 continue
-            prompt = build_assist_prompt(
-                kind, item.failure, executed.cells, info, secrets=settings.keys_to_mask()
-            )
-            console.note(f"{label}: asking {settings.model} about {describe(prompt, item.failure)}")
-            if prompt.notes:  # secrets masked, cells left out to fit the window
-                console.note(f"{label}: " + "; ".join(prompt.notes))
+            prepared = session.prepare_assist(kind, item.failure, settings, cells=executed.cells)
+            console.note(f"{label}: asking {settings.model} about {prepared.about}")
+            if prepared.notes[1:]:  # secrets masked, cells left out to fit the window
+                console.note(f"{label}: " + "; ".join(prepared.notes[1:]))
             try:
-                reply = stream_reply(client, prompt.messages(), label, console)
+                # Each cell's exchange stands alone: a conversation of its own, not kept.
+                reply = session.run(
+                    prepared, ConsoleRenderer(console, label), conversation=Conversation()
+                )
+            except StoppedError:
+                raise KeyboardInterrupt from None  # only Ctrl-C stops a CLI stream
             except GlmError as exc:
                 if exc.partial is not None and exc.partial.usage is not None:
                     totals.add(exc.partial)
@@ -232,6 +235,8 @@ def _ask_all(
                     console.note(f"{label}: the reply had no code block; diagnosis only")
                 problems += 1
             planned.append((item, cells))
+    finally:
+        session.close()
     if totals.replies:
         console.note(totals.line())
     return planned, problems, fatal

@@ -22,12 +22,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..client.chat import ChatClient
 from ..config import Secret
 from ..models import format_cost
 from ..reply import Reply, ReplyBuilder
+
+if TYPE_CHECKING:
+    from ..client.chat import ChatClient
 
 __all__ = [
     "PROGRESS_EVERY",
@@ -241,7 +243,7 @@ def stream_reply(
 
     Raises the client's :class:`~glm_magic.errors.GlmError` (with ``partial``)
     on failure; the connection is closed in every case, and Ctrl-C ends as a
-    :class:`~glm_magic.errors.StoppedError` after closing it.
+    ``KeyboardInterrupt`` after closing it.
     """
     from ..core.runner import run_foreground
     from ..errors import StoppedError

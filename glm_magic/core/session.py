@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SYSTEM",
     "Defaults",
+    "Fixed",
     "Policy",
     "Prepared",
     "Session",
@@ -97,6 +98,21 @@ class Defaults:
 
 
 @dataclass
+class Fixed:
+    """A policy whose settings were decided up front (the command line's options)."""
+
+    settings: Settings
+    system_prompt: str = DEFAULT_SYSTEM
+    mask_secrets: bool = True
+    stream: bool = True
+    update_interval: float = 0.12
+
+    def resolve(self, **overrides: Any) -> Settings:
+        """The fixed settings (per-request overrides are not offered here)."""
+        return self.settings
+
+
+@dataclass
 class Totals:
     """Tokens and cost over a session's replies (complete or partial)."""
 
@@ -131,6 +147,8 @@ class Prepared:
     remember_as: str
     notes: list[str] = field(default_factory=list)
     context_tokens: int = 0
+    #: For explain / fix: what is sent about the failure, in a few words.
+    about: str = ""
 
     @property
     def estimated_cost(self) -> float | None:
@@ -269,13 +287,15 @@ class Session:
         if text:
             prompt.user += f"\n\n### More context the user selected\n\n{text}"
         verb = "Explain" if kind == "explain" else "Fix"
+        about = describe(prompt, failure)
         return Prepared(
             prompt.messages(),
             settings,
             info,
             f"{verb} the failure in {failure.label}: {prompt.summary}",
-            [f"{kind}: {describe(prompt, failure)}", *prompt.notes, *extra],
+            [f"{kind}: {about}", *prompt.notes, *extra],
             tokens,
+            about,
         )
 
     # -- running and remembering -----------------------------------------------------------

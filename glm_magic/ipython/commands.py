@@ -34,26 +34,21 @@ COMMANDS: dict[str, str] = {
     "buttons": "on|off: Explain / Fix buttons under failing cells",
 }
 
-#: Sub-commands implemented in other modules (imported only when used).
-ELSEWHERE: dict[str, str] = {
-    "explain": "glm_magic.ipython.assist_commands",
-    "fix": "glm_magic.ipython.assist_commands",
-    "insert": "glm_magic.ipython.assist_commands",
-    "panel": "glm_magic.ipython.widget_commands",
-    "buttons": "glm_magic.ipython.widget_commands",
-}
-
 
 def handler(name: str) -> Any:
     """The function behind ``%glm NAME``, or ``None`` for an unknown name."""
     if name not in COMMANDS:
         return None
-    module = ELSEWHERE.get(name)
-    if module is None:
-        return globals().get(f"cmd_{name}")
-    import importlib
+    # Sub-commands of other modules are imported only when used (the widgets are heavy).
+    if name in ("explain", "fix", "insert"):
+        from . import assist_commands
 
-    return getattr(importlib.import_module(module), f"cmd_{name}")
+        return getattr(assist_commands, f"cmd_{name}")
+    if name in ("panel", "buttons"):
+        from . import widget_commands
+
+        return getattr(widget_commands, f"cmd_{name}")
+    return globals().get(f"cmd_{name}")
 
 
 def _no_args(name: str, args: list[str]) -> None:
