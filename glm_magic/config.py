@@ -39,11 +39,7 @@ __all__ = [
     "without_keys",
 ]
 
-DEFAULT_BASE_URL = "https://runapi.ai/v1"
-DEFAULT_MODEL = "glm-5.1"
-DEFAULT_KEY_ENV = "RUNAPI_KEY"
-#: Looked up after the configured variable, so a Z.ai key works without renaming.
-FALLBACK_KEY_ENV = "GLM_API_KEY"
+from .defaults import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, FALLBACK_KEY_ENV
 
 
 class Secret:

@@ -34,9 +34,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV, Settings, resolve_settings
+from ..config import Settings, resolve_settings
 from ..core.conversation import Conversation
 from ..core.session import Fixed, Session
+from ..defaults import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV
 from ..errors import (
     AuthenticationError,
     ConfigError,

@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..config import DEFAULT_KEY_ENV, Settings, resolve_settings
+from ..config import Settings, resolve_settings
+from ..defaults import DEFAULT_KEY_ENV, DEFAULT_SYSTEM
 from ..models import ModelInfo, estimate_cost, estimate_tokens, model_info
 from .conversation import Conversation
 
@@ -47,10 +48,6 @@ __all__ = [
     "context_budget",
 ]
 
-DEFAULT_SYSTEM = (
-    "You are a concise assistant inside a Jupyter notebook running Python. "
-    "Answer in Markdown. Put code in fenced ```python blocks that run as a whole cell."
-)
 
 #: Tokens kept free for the chat template's own wrapping of the messages.
 MESSAGE_OVERHEAD = 64

@@ -22,18 +22,19 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, Unicode, observe
 
-from ..config import DEFAULT_KEY_ENV, DEFAULT_MODEL, Settings, resolve_settings, without_keys
-from ..core.session import DEFAULT_SYSTEM, Session
-from ..errors import ConfigError
+# Only the defaults at load: the session, settings and errors are imported on the
+# first request, so %load_ext stays cheap (benchmarks/bench_load.py).
+from ..defaults import DEFAULT_KEY_ENV, DEFAULT_MODEL, DEFAULT_SYSTEM
 from .options import sampling_arguments, sampling_overrides, split_words
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from ..client.chat import ChatClient
+    from ..config import Settings
     from ..core.conversation import Conversation
     from ..core.runner import Renderer
-    from ..core.session import Prepared
+    from ..core.session import Prepared, Session
     from ..reply import Reply
 
 __all__ = ["DEFAULT_SYSTEM", "GlmMagics"]
@@ -113,8 +114,16 @@ class GlmMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         #: Set by :func:`~glm_magic.ipython.extension.load` once registered on the shell.
         self.loaded = False
-        #: Everything requests share (settings come from these traitlets).
-        self.session = Session(self, shell=shell, on_reply=self._write_namespace)
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """Everything requests share (settings come from these traitlets); made on first use."""
+        if self._session is None:
+            from ..core.session import Session
+
+            self._session = Session(self, shell=self.shell, on_reply=self._write_namespace)
+        return self._session
 
     @property
     def conversation(self) -> Conversation:
@@ -145,6 +154,8 @@ class GlmMagics(Magics):
 
     def settings(self, **overrides: Any) -> Settings:
         """Effective settings for one request; a bad setting is one ``UsageError`` line."""
+        from ..errors import ConfigError
+
         try:
             return self.resolve(**overrides)
         except ConfigError as exc:
@@ -152,6 +163,9 @@ class GlmMagics(Magics):
 
     def resolve(self, **overrides: Any) -> Settings:
         """Settings for one request (the session's policy); raises ``ConfigError``."""
+        from ..config import resolve_settings
+        from ..errors import ConfigError
+
         # Empty model / base_url: read $GLM_MODEL / $GLM_BASE_URL now, so `%env` takes effect.
         model = overrides.pop("model", None) or self.model or None
         temperature = _pick(overrides.pop("temperature", None), self.temperature)
@@ -211,6 +225,8 @@ class GlmMagics(Magics):
         With ``dry_run`` the exact messages, estimated tokens and cost are
         printed and nothing is sent (``None`` is returned).
         """
+        from ..errors import ConfigError
+
         settings = self.settings(**overrides)
         if new:
             self.conversation.reset()
@@ -219,6 +235,7 @@ class GlmMagics(Magics):
         except ConfigError as exc:  # a bad --context spec
             raise UsageError(exc.one_line()) from None
         if dry_run:
+            from ..config import without_keys
             from ..context import dry_run_report
 
             if prepared.notes:
@@ -241,6 +258,8 @@ class GlmMagics(Magics):
         insert: bool = False,
     ) -> Reply:
         """Show the notes, then stream the prepared request through the session and show it."""
+        from ..errors import ConfigError
+
         settings = prepared.settings
         try:
             settings.require_key()
