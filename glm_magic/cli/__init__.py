@@ -36,7 +36,7 @@ from typing import Any
 
 from ..config import Settings, resolve_settings
 from ..core.conversation import Conversation
-from ..core.session import Fixed, Session
+from ..core.session import Fixed, Session, Totals
 from ..defaults import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV
 from ..errors import (
     AuthenticationError,
@@ -55,7 +55,7 @@ from ..reply import CUT_BLOCK_LEFT_OUT
 from .args import build_parser
 from .cells import cells_for, insert_planned, mask_outputs
 from .exec import CellFailure, Executed, ExecutionFailed, execute_notebook
-from .report import Console, ConsoleRenderer, Heartbeat, Totals
+from .report import Console, ConsoleRenderer, Heartbeat
 
 __all__ = ["CliError", "build_parser", "main"]
 

@@ -20,12 +20,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import Secret
-from ..models import format_cost
 from ..reply import Reply, ReplyBuilder
 
 if TYPE_CHECKING:
@@ -36,7 +34,6 @@ __all__ = [
     "Console",
     "ConsoleRenderer",
     "Heartbeat",
-    "Totals",
     "stream_reply",
 ]
 
@@ -157,43 +154,6 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.console.progress_every):
             self.console.note(self.line())
-
-
-@dataclass
-class Totals:
-    """Token and cost totals over the replies of one command."""
-
-    replies: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    #: False once a reply's cost is unknown (a model the catalog has no prices for).
-    cost_known: bool = True
-
-    def add(self, reply: Reply) -> None:
-        """Count one reply (complete or partial)."""
-        self.replies += 1
-        if reply.usage is not None:
-            self.prompt_tokens += reply.usage.prompt_tokens
-            self.completion_tokens += reply.usage.completion_tokens
-        cost = reply.cost
-        if cost is None:
-            self.cost_known = False
-        else:
-            self.cost += cost
-
-    def line(self) -> str:
-        """``total: 2 replies · 1,200 in / 300 out tokens · ~$0.0030``."""
-        plural = "y" if self.replies == 1 else "ies"
-        parts = [
-            f"total: {self.replies} repl{plural}",
-            f"{self.prompt_tokens:,} in / {self.completion_tokens:,} out tokens",
-        ]
-        if self.cost_known:
-            parts.append(format_cost(self.cost))
-        else:
-            parts.append("cost unknown (model not in the price list)")
-        return " · ".join(parts)
 
 
 class ConsoleRenderer:

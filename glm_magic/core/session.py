@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Settings, resolve_settings
 from ..defaults import DEFAULT_KEY_ENV, DEFAULT_SYSTEM
-from ..models import ModelInfo, estimate_cost, estimate_tokens, model_info
+from ..models import ModelInfo, estimate_cost, estimate_tokens, format_cost, model_info
 from .conversation import Conversation
 
 if TYPE_CHECKING:
@@ -131,6 +131,19 @@ class Totals:
             self.unpriced += 1
         else:
             self.cost += cost
+
+    def line(self) -> str:
+        """``total: 2 replies · 1,200 in / 300 out tokens · ~$0.0030``."""
+        plural = "y" if self.replies == 1 else "ies"
+        parts = [
+            f"total: {self.replies} repl{plural}",
+            f"{self.prompt_tokens:,} in / {self.completion_tokens:,} out tokens",
+        ]
+        if self.unpriced:
+            parts.append("cost unknown (model not in the price list)")
+        else:
+            parts.append(format_cost(self.cost))
+        return " · ".join(parts)
 
 
 @dataclass
