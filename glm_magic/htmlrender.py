@@ -47,6 +47,7 @@ __all__ = [
     "reply_html",
     "thinking_html",
     "thinking_label",
+    "token_css",
 ]
 
 _SAFE_SCHEMES = ("http://", "https://", "mailto:")
@@ -304,11 +305,16 @@ TOKEN_COLOURS = {
 }
 
 
-def _reply_css() -> str:
+def token_css(scope: str) -> str:
+    """CSS giving highlighted code under ``scope`` (a selector) the notebook theme's colours."""
     rules = []
     for classes, colour in TOKEN_COLOURS.items():
-        selector = ",".join(f".glm-reply .glm-pre .{c}" for c in classes.split())
+        selector = ",".join(f"{scope} .glm-pre .{c}" for c in classes.split())
         rules.append(f"{selector}{{color:var({colour})}}")
+    return "".join(rules)
+
+
+def _reply_css() -> str:
     return (
         "<style>"
         ".glm-reply .glm-code{margin:.5em 0}"
@@ -317,7 +323,7 @@ def _reply_css() -> str:
         "background:var(--jp-cell-editor-background,#f7f7f7)}"
         ".glm-reply .glm-footer{opacity:.65;font-size:.85em;margin-top:.4em}"
         ".glm-reply .glm-error{color:var(--jp-error-color1,#c00);font-weight:600}"
-        ".glm-reply details{opacity:.8;margin:.3em 0}" + "".join(rules) + "</style>"
+        ".glm-reply details{opacity:.8;margin:.3em 0}" + token_css(".glm-reply") + "</style>"
     )
 
 

@@ -9,16 +9,12 @@ theme's CodeMirror colours.
 
 from __future__ import annotations
 
-from ..htmlrender import TOKEN_COLOURS
+from ..htmlrender import token_css
 
 __all__ = ["CSS"]
 
 
 def _css() -> str:
-    rules = []
-    for classes, colour in TOKEN_COLOURS.items():
-        selector = ",".join(f".glm-html .glm-pre .{c}" for c in classes.split())
-        rules.append(f"{selector}{{color:var({colour})}}")
     return (
         "<style>"
         ".glm-html{font-size:var(--jp-content-font-size1,14px);line-height:1.5;"
@@ -53,7 +49,7 @@ def _css() -> str:
         ".glm-error{color:var(--jp-error-color1,#c00);font-weight:600;margin:.3em 0}"
         ".glm-user{white-space:pre-wrap;background:var(--jp-layout-color2,#f1f1f1);"
         "border-radius:6px;padding:.35em .6em;margin:.4em 0 .2em}"
-        ".glm-who{font-size:.8em;opacity:.6;margin-top:.5em}" + "".join(rules) + "</style>"
+        ".glm-who{font-size:.8em;opacity:.6;margin-top:.5em}" + token_css(".glm-html") + "</style>"
     )
 
 
