@@ -180,6 +180,8 @@ class Settings:
     #: Ask for usage in streams (``stream_options.include_usage``). ``None``: ask, unless the
     #: endpoint is Z.ai, BigModel or RunAPI, which send usage in every stream anyway.
     stream_usage: bool | None = None
+    #: Requests in flight to this endpoint at once, over every surface (``None``: no limit).
+    max_concurrent: int | None = 2
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -190,6 +192,10 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}.")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(
+                f"max_concurrent must be 1 or more (or None), not {self.max_concurrent!r}."
+            )
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, not {self.max_retries!r}.")
         if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:

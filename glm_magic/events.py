@@ -18,6 +18,7 @@ __all__ = [
     "TextDelta",
     "ToolCallDelta",
     "Usage",
+    "Waiting",
 ]
 
 
@@ -70,4 +71,14 @@ class RequestId:
     request_id: str
 
 
-Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish, RequestId]  # noqa: UP007 - a runtime alias on 3.10
+@dataclass(frozen=True)
+class Waiting:
+    """The request waits for another reply to the same endpoint to finish (or stopped waiting).
+
+    Sent by the client, not the server: every surface shows it in its placeholder.
+    """
+
+    waiting: bool
+
+
+Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish, RequestId, Waiting]  # noqa: UP007 - a runtime alias on 3.10

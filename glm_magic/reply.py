@@ -19,14 +19,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .events import Event, Finish, ReasoningDelta, RequestId, TextDelta, ToolCallDelta, Usage
+from .events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    RequestId,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    Waiting,
+)
 from .markdown import CodeBlock, code_blocks, join_code
 from .models import estimate_cost, format_cost, model_info
 
-__all__ = ["CUT_BLOCK_LEFT_OUT", "Reply", "ReplyBuilder", "ToolCall"]
+__all__ = ["CUT_BLOCK_LEFT_OUT", "WAITING_NOTE", "Reply", "ReplyBuilder", "ToolCall"]
 
 #: What every code insertion says when the reply ended inside a code block.
 CUT_BLOCK_LEFT_OUT = "the reply was cut inside a code block, which was left out (unfinished)"
+
+#: What a placeholder says while its request waits for a free slot (GlmMagics.max_concurrent).
+WAITING_NOTE = "waiting for another GLM reply to finish…"
 
 
 @dataclass
@@ -207,6 +219,8 @@ class ReplyBuilder:
         #: Answer and thinking pieces received (about one token each on GLM servers).
         self.pieces = 0
         self.thinking_pieces = 0
+        #: True while the request waits for another reply to the endpoint to finish.
+        self.waiting = False
         self._lock = threading.Lock()
 
     def add(self, event: Event) -> None:
@@ -237,6 +251,8 @@ class ReplyBuilder:
             call.arguments += event.arguments
         elif isinstance(event, Usage):
             self.usage = event
+        elif isinstance(event, Waiting):
+            self.waiting = event.waiting
         elif isinstance(event, Finish) and self.finish_reason is None:
             # Some servers send a second finish chunk (spec quirk 3): the first wins.
             self.finish_reason = event.reason
@@ -272,6 +288,8 @@ class ReplyBuilder:
 
     def status(self) -> str:
         """The one-line status shown while the reply streams (cell and panel alike)."""
+        if self.waiting:
+            return f"{self.model} · {WAITING_NOTE}"
         n = self.usage.completion_tokens if self.usage else None
         return f"{self.model} · streaming… " + (f"{n} tokens" if n else f"{self.chars:,} chars")
 

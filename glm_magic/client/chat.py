@@ -10,6 +10,10 @@ IPython.
   thread) shuts the socket at once so the server stops generating and billing.
 - :meth:`ChatClient.complete` is the non-streaming call; both return the same
   :class:`~glm_magic.reply.Reply` type.
+- Connections are pooled and kept alive, streams included
+  (:mod:`.transport` knows each one's socket, so a stop still shuts it at
+  once); requests to one endpoint wait for a free slot (:mod:`.limit`,
+  ``Settings.max_concurrent``), announced by a :class:`~glm_magic.events.Waiting` event.
 - Retries are bounded, jittered, capped, honour ``Retry-After``, apply only to
   retryable kinds, and only while nothing of the reply has been received.
 """
@@ -20,8 +24,10 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,17 +46,23 @@ from ..errors import (
     TimeoutError,
     redact,
 )
-from ..events import Event, Finish, RequestId
+from ..events import Event, Finish, RequestId, Waiting
 from ..reply import Reply, ReplyBuilder
 from ..version import __version__
 from .errormap import error_fields, finish_error, map_http_error
+from .limit import Slots, slots_for
 from .sse import DONE, MalformedChunk, SSEDecoder, parse_chunk, split_payload
+from .transport import PooledTransport, TrackedStream, owning
 
 __all__ = ["ChatClient", "KeyAuth", "ReplyStream", "build_body"]
 
 log = logging.getLogger("glm_magic")
 
 Message = Mapping[str, Any]
+
+#: After ``[DONE]``, the rest of the body (its chunk terminator) is read for at most this
+#: long, so the connection can be reused; a server that keeps it open loses the connection.
+_TAIL_SECONDS = 1.0
 
 #: Hosts that put usage in every stream unasked (and may reject fields they do not know).
 _USAGE_UNASKED_HOSTS = ("runapi.ai", "api.z.ai", "open.bigmodel.cn")
@@ -120,6 +132,8 @@ class ReplyStream:
         self._builder.max_tokens = settings.max_tokens
         self._response: httpx.Response | None = None
         self._socket: socket.socket | None = None
+        self._conn: TrackedStream | None = None
+        self._slots: Slots = slots_for(settings.base_url)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._started = False
@@ -153,8 +167,12 @@ class ReplyStream:
         before the first token): the socket is known from the moment it connects.
         """
         self._stopped.set()
+        self._slots.wake()  # a request waiting for a slot gives up without being sent
         with self._lock:
-            response, sock = self._response, self._socket
+            response, sock, conn = self._response, self._socket, self._conn
+            self._conn = None  # shut once; it is never handed back to anyone
+        if conn is not None:
+            conn.shutdown()
         if sock is not None:
             _shutdown(sock)
         if response is None:
@@ -164,9 +182,17 @@ class ReplyStream:
         except Exception:
             log.debug("closing the response failed", exc_info=True)
 
+    def attach(self, stream: TrackedStream) -> None:
+        """The pooled connection this stream's request runs on (called by the transport)."""
+        with self._lock:
+            self._conn = stream
+        if self.stopped:
+            stream.shutdown()
+
     def _on_trace(self, name: str, info: Mapping[str, Any]) -> None:
         # httpcore's trace hook, called in the reading thread as the connection is made
-        # (start_tls gives the socket that replaces the plain one).
+        # (start_tls gives the socket that replaces the plain one). Only for clients that
+        # do not pool streams (behind an environment proxy, or a test's own transport).
         if name not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             return
         stream = info.get("return_value")
@@ -193,10 +219,21 @@ class ReplyStream:
         try:
             while True:
                 self.attempts += 1
+                if not self._slots.try_acquire(self._settings.max_concurrent):
+                    yield self._fold(Waiting(True))
+                    if not self._slots.acquire(self._settings.max_concurrent, self._stopped.is_set):
+                        raise self._fail(StoppedError("stopped while waiting; nothing was sent"))
+                    yield self._fold(Waiting(False))
                 try:
-                    yield from self._attempt()
+                    try:
+                        yield from self._attempt()
+                    finally:
+                        self._slots.release()
+                    self._slots.succeeded()
                     return
                 except GlmError as error:
+                    if _too_many_in_flight(error):
+                        self._slots.refused()
                     received = self._builder.chars or self._builder.first_token_at is not None
                     # Never retry once the user stopped or any of the reply was received.
                     wait = (
@@ -209,14 +246,28 @@ class ReplyStream:
                     if self._stopped.wait(wait):
                         raise self._fail(StoppedError("stopped before the reply started")) from None
         finally:
-            self.close()
+            self._end_attempt()
+
+    def _end_attempt(self) -> None:
+        # The reply is over: close the response; a pooled connection whose body was read to
+        # the end goes back to the pool, any other is closed by httpcore.
+        with self._lock:
+            response, self._response, self._conn = self._response, None, None
+        if response is not None:
+            try:
+                response.close()
+            except Exception:
+                log.debug("closing the response failed", exc_info=True)
 
     def _attempt(self) -> Iterator[Event]:
         client = self._client
         with self._lock:
-            self._socket = None
+            self._socket = self._conn = None
         try:
-            response = client._send(self._settings, self._body, stream=True, trace=self._on_trace)
+            with owning(self):
+                response = client._send(
+                    self._settings, self._body, stream=True, trace=self._on_trace
+                )
         except GlmError:
             if self.stopped:
                 raise StoppedError("stopped by the user; the connection was closed") from None
@@ -243,13 +294,26 @@ class ReplyStream:
             raise StreamBrokenError(f"the stream failed: {type(exc).__name__}") from exc
         finally:
             response.close()
+            with self._lock:
+                self._conn = None
 
     def _events(self, response: httpx.Response) -> Iterator[Event]:
         decoder = SSEDecoder()
         builder = self._builder
         done = False
         malformed = 0
-        for chunk in response.iter_bytes():
+        chunks = response.iter_bytes()
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except httpx.HTTPError:
+                if not done or self.stopped:
+                    raise
+                break  # the tail timed out or broke: that connection is simply not reused
+            if done:
+                continue  # the tail after [DONE], read only so the connection is reused
             for frame in decoder.feed(chunk):
                 if frame.event == "error":
                     raise self._client._stream_error(self._settings, frame.data)
@@ -271,7 +335,7 @@ class ReplyStream:
                             yield self._fold(RequestId(rid))
                     for event in parse_chunk(obj):
                         yield self._fold(event)
-            if done:
+            if done and not self._drain_tail():
                 break
         if self.stopped:
             raise StoppedError("stopped by the user; the connection was closed")
@@ -289,6 +353,27 @@ class ReplyStream:
         if error is not None:
             raise error
 
+    def _drain_tail(self) -> bool:
+        # After [DONE]: read the body's end (usually already here) briefly, so the pooled
+        # connection goes back to the pool; without a tracked connection, just stop.
+        with self._lock:
+            conn = self._conn
+        if conn is None:
+            return False
+        conn.tail_timeout = _TAIL_SECONDS
+        return True
+
+
+def _environment_proxies() -> bool:
+    # httpx routes through $HTTPS_PROXY / $ALL_PROXY itself only with its own transports.
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(k) for k in ("http", "https", "all"))
+
+
+def _too_many_in_flight(error: GlmError) -> bool:
+    # Z.ai's 1302; a proxy that replaced the code still says "concurren(t|cy)".
+    return getattr(error, "code", None) == "1302" or "concurren" in error.message.lower()
+
 
 def _shutdown(sock: socket.socket) -> None:
     # shutdown, unlike close, wakes a recv() blocked in another thread
@@ -300,18 +385,38 @@ def _shutdown(sock: socket.socket) -> None:
 class ChatClient:
     """A reusable connection pool for one endpoint; cheap to keep for a kernel's life."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``ssl_context``: whom to trust (default: the system's CAs, or ``$SSL_CERT_FILE``)."""
         self.settings = settings
         common: dict[str, Any] = {
             "timeout": self._timeout(settings),
-            "transport": transport,
             "follow_redirects": True,
             "headers": {"User-Agent": f"glm-magic/{__version__}"},
         }
-        self._http = httpx.Client(**common)
-        # Streams never reuse a pooled connection: each one's socket is then seen as it
+        if transport is None and not _environment_proxies():
+            # One kept-alive pool for streams and whole replies: PooledTransport tells each
+            # stream its connection's socket, so a stop still shuts it before any header.
+            self._http = httpx.Client(transport=PooledTransport(ssl_context), **common)
+            self._stream_http = self._http
+            #: Whether streamed replies reuse connections.
+            self.pooled = True
+            return
+        # Behind an environment proxy (or a test's own transport), httpx builds the route:
+        # streams then never reuse a connection, and each one's socket is seen as it
         # connects (ReplyStream._on_trace), so a stop can shut it before any header.
-        self._stream_http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), **common)
+        if ssl_context is not None:
+            common["verify"] = ssl_context
+        self._http = httpx.Client(transport=transport, **common)
+        self._stream_http = httpx.Client(
+            transport=transport, limits=httpx.Limits(max_keepalive_connections=0), **common
+        )
+        self.pooled = False
 
     @staticmethod
     def _timeout(settings: Settings) -> httpx.Timeout:
@@ -334,7 +439,8 @@ class ChatClient:
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
-        self._stream_http.close()
+        if self._stream_http is not self._http:
+            self._stream_http.close()
 
     # -- building blocks used by ReplyStream -------------------------------------
 
@@ -470,8 +576,13 @@ class ChatClient:
             attempt += 1
             builder = ReplyBuilder(s.model, redact=s.redactor())
             builder.max_tokens = s.max_tokens
+            slots = slots_for(s.base_url)
+            slots.acquire(s.max_concurrent, lambda: False)
             try:
-                response = self._send(s, body, stream=False)
+                try:
+                    response = self._send(s, body, stream=False)
+                finally:
+                    slots.release()
                 if response.status_code >= 400:
                     raise self._http_error(s, response)
                 try:
@@ -488,8 +599,11 @@ class ChatClient:
                 error = finish_error(builder.finish_reason or "", builder.snapshot())
                 if error is not None:
                     raise error
+                slots.succeeded()
                 return builder.snapshot()
             except GlmError as error:
+                if _too_many_in_flight(error):
+                    slots.refused()
                 wait = self._retry_wait(attempt, error, s)
                 if wait is None:
                     if error.partial is None:

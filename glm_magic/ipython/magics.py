@@ -68,6 +68,12 @@ class GlmMagics(Magics):
     max_retries = Int(
         3, help="Retries for rate limits, 5xx and connect errors (before any reply)."
     ).tag(config=True)
+    max_concurrent = Int(
+        2,
+        allow_none=True,
+        help="GLM requests in flight at once per endpoint, over cells, panel and buttons "
+        "(None: no limit); more wait their turn.",
+    ).tag(config=True)
     temperature = Float(
         None, allow_none=True, help="Sampling temperature (server default if None)."
     ).tag(config=True)
@@ -181,6 +187,7 @@ class GlmMagics(Magics):
             read_timeout=self.read_timeout,
             write_timeout=self.write_timeout,
             max_retries=self.max_retries,
+            max_concurrent=self.max_concurrent,
             temperature=temperature,
             max_tokens=max_tokens,
             thinking=thinking,

@@ -54,6 +54,7 @@ import hashlib
 import itertools
 import secrets
 import socket
+import ssl
 import threading
 from dataclasses import replace
 from types import TracebackType
@@ -166,6 +167,8 @@ class EndpointServer:
         verbose: bool = False,
         models: tuple[str, ...] = MODELS,
         max_output: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         if not token_delay >= 0:
             raise ValueError(f"token_delay must be >= 0, got {token_delay!r}")
@@ -181,6 +184,16 @@ class EndpointServer:
         self.verbose = verbose
         #: The ids ``GET /models`` lists (a test may serve hostile ones).
         self.models = tuple(models)
+        #: Serve HTTPS with this (server-side) context; ``None``: plain HTTP.
+        self.ssl_context = ssl_context
+        #: Answer 429 with code 1302 ("too many concurrent requests") to a chat request
+        #: arriving while this many are already in flight (``None``: no limit), as Z.ai does.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        #: Connections accepted since the start (keep-alive reuse shows as fewer than requests).
+        self.accepted = 0
+        #: The most chat requests that were in flight at once.
+        self.peak_in_flight = 0
         self._log = _RequestLog()
         self._closing = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -207,7 +220,8 @@ class EndpointServer:
     def base_url(self) -> str:
         """The OpenAI-style base URL, e.g. ``http://127.0.0.1:PORT/v1``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}/v1"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -222,8 +236,24 @@ class EndpointServer:
         return self._log.wait(index, timeout)
 
     def reset(self) -> None:
-        """Clear the request log and the ``fail_times`` counters."""
+        """Clear the request log, the ``fail_times`` counters and the connection counts."""
         self._log.reset()
+        with self._lock:
+            self.accepted = 0
+            self.peak_in_flight = 0
+
+    def _enter(self) -> bool:
+        """One more chat request in flight; False if that is over :attr:`max_in_flight`."""
+        with self._lock:
+            if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+                return False
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def start(self) -> EndpointServer:
         """Serve from a daemon thread (idempotent); return ``self``."""
@@ -269,6 +299,7 @@ class EndpointServer:
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
+                self.accepted += 1
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
@@ -283,6 +314,8 @@ def serve(
     require_key: str | None = None,
     verbose: bool = False,
     max_output: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    max_in_flight: int | None = None,
 ) -> EndpointServer:
     """Start an endpoint in a daemon thread and return it (already serving).
 
@@ -292,7 +325,9 @@ def serve(
     needed, like other loopback endpoints. *verbose* logs request lines to stderr.
     *max_output* is the server's own output limit for requests that send no
     ``max_tokens`` (real servers stop at the model's maximum): a longer reply
-    is cut there with ``finish_reason`` ``length``.
+    is cut there with ``finish_reason`` ``length``. With *ssl_context* (server
+    side) it serves HTTPS; *max_in_flight* makes it refuse (429, code 1302) a chat
+    request that arrives while that many are in flight.
     """
     server = EndpointServer(
         host,
@@ -302,5 +337,7 @@ def serve(
         require_key=require_key,
         verbose=verbose,
         max_output=max_output,
+        ssl_context=ssl_context,
+        max_in_flight=max_in_flight,
     )
     return server.start()

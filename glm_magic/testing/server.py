@@ -85,6 +85,14 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept; with TLS, the handshake happens in the handler thread, at its first read."""
+        sock, address = self.socket.accept()
+        context = self.owner.ssl_context
+        if context is not None:
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def server_bind(self) -> None:
         """Bind without ``HTTPServer``'s ``getfqdn()``, a DNS lookup that can stall."""
         socketserver.TCPServer.server_bind(self)
@@ -202,7 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
                 wait = max(0.0, min(remaining, _POLL))
                 ready = select.select([self.connection], [], [], wait)[0]
                 # Readable with nothing to read is the client's FIN: it hung up.
-                if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                # The plain socket's recv: peeking is refused on TLS sockets, and a FIN
+                # shows under TLS as well.
+                if ready and not socket.socket.recv(self.connection, 1, socket.MSG_PEEK):
                     raise _Stop(self._gone())
             except (OSError, ValueError) as exc:
                 raise _Stop(self._gone()) from exc
@@ -314,10 +324,16 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = directives.retry_after
             self._send(status, ctype, text, headers)
             return "fault"
-        gen = ReplyPlan.build(owner, body, model, rid, directives, fault)
-        if body.get("stream") is True:
-            return self._stream(gen, headers)
-        return self._complete(gen, headers)
+        if not owner._enter():
+            self._send_json(429, _error("1302", "Too many concurrent requests"), headers)
+            return "fault"
+        try:
+            gen = ReplyPlan.build(owner, body, model, rid, directives, fault)
+            if body.get("stream") is True:
+                return self._stream(gen, headers)
+            return self._complete(gen, headers)
+        finally:
+            owner._leave()
 
     # -- replies --------------------------------------------------------------
 
