@@ -20,6 +20,7 @@ from _common import Table, machine_summary, package_versions
 BENCHMARKS = (
     "bench_load",
     "bench_kernel_stream",
+    "bench_network",
     "bench_context",
     "bench_render",
     "bench_browser",
