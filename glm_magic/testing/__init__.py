@@ -17,6 +17,11 @@ Routes: ``GET /v1/models``; ``POST /v1/chat/completions`` (also without ``/v1``)
 ``GET /_test/requests`` (the log as JSON) and ``POST /_test/reset``, so a server in
 another process (``python -m glm_magic.testing``) can be inspected too.
 
+``serve(ssl_context=...)`` serves HTTPS (tests use a ``trustme`` certificate);
+``serve(max_in_flight=N)`` answers 429 with code 1302 to a chat request arriving
+while N are in flight; :attr:`EndpointServer.accepted` counts connections, so
+tests can see keep-alive reuse.
+
 Directives ride on the model id after ``+`` (``glm-4.7+fault=429+retry_after=1``)
 or on ``X-Test-<Key>: value`` headers (``X-Test-Cut-After: 3``), which win. An
 unknown key or value gets a 400 (code ``1210``), so a typo never passes silently:
