@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import Secret
-from ..reply import Reply, ReplyBuilder
+from ..reply import WAITING_NOTE, Reply, ReplyBuilder
 
 if TYPE_CHECKING:
     from ..client.chat import ChatClient
@@ -184,6 +184,9 @@ class ConsoleRenderer:
     def progress(self, builder: ReplyBuilder) -> None:
         """Move the status line (the console throttles it)."""
         self._builder = builder
+        if builder.waiting:  # another reply to the endpoint holds the last slot
+            self.console.status(f"{self.label}: {WAITING_NOTE}")
+            return
         n, think = self._tokens()
         self.console.status(f"{self.label}: {n:,} tokens{think}, {builder.chars:,} chars")
 

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..core.runner import paced_interval
 from ..htmlrender import REPLY_CSS, escape, reply_html
 from ..markdown import join_code
+from ..reply import WAITING_NOTE
 
 if TYPE_CHECKING:
     from ..reply import Reply, ReplyBuilder
@@ -220,6 +221,7 @@ class TerminalRenderer:
         self.out = stream or sys.stdout
         self._shown_text = 0
         self._shown_reasoning = 0
+        self._said_waiting = False
         self._color = bool(getattr(self.out, "isatty", lambda: False)())
 
     def start(self) -> None:
@@ -230,6 +232,10 @@ class TerminalRenderer:
 
     def progress(self, builder: ReplyBuilder) -> None:
         """Print the new part of the reasoning and of the answer."""
+        if builder.waiting and not self._said_waiting:
+            self._said_waiting = True
+            self.out.write(self._dim(f"[{WAITING_NOTE}]") + "\n")
+            self.out.flush()
         reasoning = builder.reasoning
         if len(reasoning) > self._shown_reasoning:
             if self._shown_reasoning == 0:
