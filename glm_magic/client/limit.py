@@ -16,7 +16,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-__all__ = ["Slots", "slots_for"]
+from ..errors import GlmError
+
+__all__ = ["Slots", "slots_for", "too_many_in_flight"]
 
 #: Longest sleep between looks at the stop flag while waiting (a stop also wakes waiters).
 _POLL = 0.25
@@ -100,3 +102,8 @@ def slots_for(base_url: str) -> Slots:
         if found is None:
             found = _registry[key] = Slots()
         return found
+
+
+def too_many_in_flight(error: GlmError) -> bool:
+    """Whether ``error`` is Z.ai's 1302 (a proxy that replaced the code still says so)."""
+    return getattr(error, "code", None) == "1302" or "concurren" in error.message.lower()
