@@ -247,3 +247,30 @@ def test_1302_lowers_the_limit_until_a_reply_succeeds(
         assert stream.attempts == 2
         assert slots.lowered is None  # the success restored the configured limit
         assert server.peak_in_flight == 1
+
+
+def test_a_background_reply_shows_it_waits_and_stop_cancels_it() -> None:
+    # The panel and the buttons run replies through Session.start: the same slots.
+    from glm_magic.core.session import Session
+
+    with serve() as server:
+        session = Session()
+        settings = session.settings(base_url=server.base_url, model="glm-4.7", max_concurrent=1)
+        slow = settings.with_changes(model="glm-4.7+tokens=400+delay=0.05")
+        statuses: list[str] = []
+        finished: list[Exception | None] = []
+        first = session.start(session.prepare("first", slow), lambda b: None, lambda r, e: None)
+        _wait("the first request to arrive", lambda: len(server.requests) == 1)
+        second = session.start(
+            session.prepare("second", settings),
+            lambda b: statuses.append(b.status()),
+            lambda r, e: finished.append(e),
+        )
+        _wait("the waiting note", lambda: any(WAITING_NOTE in s for s in statuses))
+        second.stop()  # the panel's Stop while it waits
+        _wait("the second reply to end", lambda: bool(finished))
+        assert isinstance(finished[0], errors.StoppedError)
+        first.stop()
+        first.thread.join(TIMEOUT)
+        session.close()
+        assert len(server.requests) == 1  # the waiting one was never sent

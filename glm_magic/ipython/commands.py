@@ -180,6 +180,7 @@ def cmd_config(magics: GlmMagics, args: list[str]) -> None:
         f"api key         {key}",
         f"timeouts        connect {s.connect_timeout:g} s, read {s.read_timeout:g} s",
         f"retries         {s.max_retries}",
+        f"in flight       at most {s.max_concurrent or 'any number'} per endpoint",
         f"temperature     {s.temperature if s.temperature is not None else 'server default'}",
         f"max_tokens      {s.max_tokens if s.max_tokens is not None else 'server default'}",
         f"thinking        {s.thinking if s.thinking is not None else 'model default'}",
