@@ -28,6 +28,14 @@ _p = _s.prepare("background", _s.settings(model="glm-4.7+tokens=TOKENS+delay=0.0
 _bg = _s.start(_p, lambda b: None, lambda r, e: None)
 """
 
+STREAM_ENDED = """
+import threading, time
+_end = time.monotonic() + 30
+while any(t.name == "glm-stream" for t in threading.enumerate()) and time.monotonic() < _end:
+    time.sleep(0.02)
+print("running" if any(t.name == "glm-stream" for t in threading.enumerate()) else "ended")
+"""
+
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EndpointServer, Path]]:
@@ -113,12 +121,16 @@ def test_a_cell_over_the_limit_waits_and_shows_it(tls_kernel: Kernel, srv: Endpo
 
 def test_interrupt_while_waiting_sends_nothing(tls_kernel: Kernel, srv: EndpointServer) -> None:
     assert tls_kernel.run("%config GlmMagics.max_concurrent = 1").status == "ok"
-    assert tls_kernel.run(BACKGROUND.replace("TOKENS", "600")).status == "ok"
+    # A minute long: a waiter that ignored the interrupt would outlive the wait below.
+    background = BACKGROUND.replace("TOKENS", "600").replace("delay=0.05", "delay=0.1")
+    assert tls_kernel.run(background).status == "ok"
     msg_id = tls_kernel.start("%%glm -m glm-4.7+tokens=5\nnever sent")
     tls_kernel.wait_for(msg_id, _waiting, timeout=TIMEOUT)
     tls_kernel.km.interrupt_kernel()
     ex = tls_kernel.collect(msg_id)
     assert ex.status == "error" and "Stopped" in ex.error["traceback"][0]  # type: ignore[index]
+    # The cell's stream thread gave up waiting at once (it did not wait for a slot).
+    assert tls_kernel.run(STREAM_ENDED).stdout.strip() == "ended"
     tls_kernel.run("_bg.stop()")
     assert srv.wait_for_outcome(0, TIMEOUT) == "client_closed"
     assert len(srv.requests) == 1  # only the background reply was ever sent
