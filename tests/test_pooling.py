@@ -274,3 +274,23 @@ def test_a_background_reply_shows_it_waits_and_stop_cancels_it() -> None:
         first.thread.join(TIMEOUT)
         session.close()
         assert len(server.requests) == 1  # the waiting one was never sent
+
+
+def test_behind_an_environment_proxy_streams_still_stop_before_the_first_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # httpx routes through $HTTPS_PROXY only with its own transports: glm-magic then uses
+    # them, and each stream's socket is found as it connects (a fresh connection each).
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # this endpoint is reached directly
+    with serve() as server:
+        settings = _settings(server, model="glm-4.7+first_byte_delay=600", read_timeout=600.0)
+        with ChatClient(settings) as client:
+            assert not client.pooled
+            stream = client.stream(MESSAGES, settings)
+            reader, raised = _iterate(stream)
+            _wait("the request", lambda: len(server.requests) == 1)
+            stream.close()
+            assert server.wait_for_outcome(0, TIMEOUT) == "client_closed"
+            reader.join(TIMEOUT)
+            assert len(raised) == 1 and isinstance(raised[0], errors.StoppedError)
