@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("glm_magic", "tests", "examples", "pyproject.toml")
 KEY_LEAKS = "tests/kernel/test_key_leaks.py::test_a_key_no_pattern_matches_is_masked_on_every_path"
 CLIENT = "tests/test_client.py"
+HTML = "tests/test_htmlrender.py"
+PANEL_PREVIEW = "tests/test_panel.py::test_the_panel_preview_masks_the_configured_key"
 CRASH_HOOK = "tests/peer/test_crash_hook.py"
 _NOTE_BELOW = (
     '        print("note: the code will appear as a new cell below when this cell finishes")\n'
@@ -57,25 +59,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "received = False",
         (f"{CLIENT}::test_a_retryable_fault_after_text_is_not_retried",),
     ),
+    # Since issue 8 one Session builds every surface's context (``%%glm --context``,
+    # ``%glm explain/fix -c``, the panel's send) and every explain/fix prompt (the
+    # sub-commands and the buttons): one site each where there were several.
     Mutation(
-        "configured key not masked in %%glm --context",
-        "glm_magic/ipython/magics.py",
-        "secrets=[settings.key_to_mask()],",
-        "secrets=[],",
+        "configured key not masked in the selected context (%%glm --context, -c, the panel)",
+        "glm_magic/core/session.py",
+        "secrets=settings.keys_to_mask(),\n            current_count=",
+        "secrets=[],\n            current_count=",
         (KEY_LEAKS,),
     ),
     Mutation(
-        "configured key not masked in %glm explain/fix",
-        "glm_magic/ipython/assist_commands.py",
-        "secrets=[key],\n        reserve=settings.max_tokens,",
-        "secrets=[],\n        reserve=settings.max_tokens,",
-        (KEY_LEAKS,),
-    ),
-    Mutation(
-        "configured key not masked in %glm explain/fix -c",
-        "glm_magic/ipython/assist_commands.py",
-        "secrets=[key],\n        current_count=",
-        "secrets=[],\n        current_count=",
+        "configured key not masked in explain/fix prompts (%glm explain/fix, the buttons)",
+        "glm_magic/core/session.py",
+        "secrets=settings.keys_to_mask(),\n            reserve=settings.max_tokens,",
+        "secrets=[],\n            reserve=settings.max_tokens,",
         (KEY_LEAKS,),
     ),
     Mutation(
@@ -86,31 +84,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         (KEY_LEAKS,),
     ),
     Mutation(
-        "configured key not masked in the panel",
+        "configured key not masked in the panel's context preview",
         "glm_magic/widgets/app.py",
-        "return [settings.key_to_mask()]",
+        "return list(settings.keys_to_mask())",
         "return []",
-        (KEY_LEAKS,),
-    ),
-    Mutation(
-        "configured key not masked by the Explain/Fix buttons",
-        "glm_magic/widgets/buttons.py",
-        "secrets=[key],",
-        "secrets=[],",
-        (KEY_LEAKS,),
+        (PANEL_PREVIEW,),
     ),
     Mutation(
         "configured key not masked in the CLI's prompts",
         "glm_magic/cli/__init__.py",
-        "info, secrets=[key])",
-        "info, secrets=[])",
+        "info, secrets=settings.keys_to_mask()",
+        "info, secrets=[]",
         (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in the CLI's saved outputs",
         "glm_magic/cli/cells.py",
-        'return value.replace(key, "***"), value.count(key)',
-        "return value, 0",
+        "value, n = mask_key(value, key.reveal())",
+        "n = 0",
         (KEY_LEAKS,),
     ),
     Mutation(
@@ -161,8 +152,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "a wrong Bearer value sent",
         "glm_magic/client/chat.py",
-        'headers["Authorization"] = f"Bearer {key.reveal()}"',
-        'headers["Authorization"] = f"Bearer {key.reveal()[:-1]}"',
+        'request.headers["Authorization"] = "Bearer " + self._key.reveal()',
+        'request.headers["Authorization"] = "Bearer " + self._key.reveal()[:-1]',
         (f"{CLIENT}::test_key_is_sent_but_never_shown",),
     ),
     # -- others worth guarding -----------------------------------------------------------------
@@ -228,7 +219,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "an error echoing the configured key not redacted",
         "glm_magic/errors.py",
-        'text = text.replace(secret, "***")',
+        "text = mask_key(text, value)[0]",
         "text = text",
         (f"{CLIENT}::test_server_echoing_the_key_is_redacted",),
     ),
@@ -333,6 +324,40 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if not self.console.tty and self.console.progress_every > 0:",
         "if False:",
         ("tests/test_cli.py::test_progress_lines_off_a_terminal_at_a_fixed_pace",),
+    ),
+    # -- issue 15/8: the HTML renderer's guards and the layer checker ------------------------
+    Mutation(
+        "model text put into the HTML unescaped",
+        "glm_magic/htmlrender.py",
+        "def _text(tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]) -> str:\n"
+        "    return escape(tokens[idx].content)",
+        "def _text(tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]) -> str:\n"
+        "    return tokens[idx].content",
+        (f"{HTML}::test_model_text_never_becomes_markup",),
+    ),
+    Mutation(
+        "a literal $ left for MathJax to pair up as math",
+        "glm_magic/htmlrender.py",
+        'return html.escape(text, quote=True).replace("$", DOLLAR)',
+        "return html.escape(text, quote=True)",
+        (
+            f"{HTML}::test_currency_never_becomes_math",
+            f"{HTML}::test_footer_and_error_dollars_are_escaped",
+        ),
+    ),
+    Mutation(
+        "any link scheme (javascript:, data:) made a live link",
+        "glm_magic/htmlrender.py",
+        "return url.strip().lower().startswith(_SAFE_SCHEMES)",
+        "return True",
+        (f"{HTML}::test_payloads_are_text_in_answer_thinking_and_error",),
+    ),
+    Mutation(
+        "the layer checker lets an upward import through",
+        "tests/test_layers.py",
+        "            if a < b:\n",
+        "            if False:\n",
+        ("tests/test_layers.py::test_the_checker_finds_planted_faults",),
     ),
 )
 

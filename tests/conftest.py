@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +40,27 @@ def _no_session_key() -> Iterator[None]:
     config.clear_session_key()
     yield
     config.clear_session_key()
+
+
+@pytest.fixture
+def ipshell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real IPython ``InteractiveShell`` in this process: history in memory, fresh per test.
+
+    For unit tests of the IPython layer that need no kernel (no comms, no display
+    front end); kernel behaviour is tested in ``tests/kernel``.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance(config=config)
+    try:
+        yield shell
+    finally:
+        if "glm_magic" in shell.extension_manager.loaded:
+            shell.extension_manager.unload_extension("glm_magic")
+        shell.history_manager.end_session()
+        InteractiveShell.clear_instance()

@@ -28,6 +28,8 @@ from glm_magic.widgets.picker import (
     totals_line,
 )
 
+from .conftest import PLAIN_KEY
+
 # -- pickers and totals -----------------------------------------------------------------
 
 
@@ -182,3 +184,20 @@ def test_panel_fetches_models_in_the_background(
     assert panel.models_note == "endpoint"
     assert set(panel.model_picker.options) == set(MODELS) and panel.model_picker.value == "glm-4.7"
     assert "the endpoint's /models" in html.unescape(panel.facts.value)
+
+
+def test_the_panel_preview_masks_the_configured_key(
+    magics: Any, ipshell: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glm_magic.widgets.app import ChatPanel
+
+    # PLAIN_KEY matches no key pattern: only masking the configured key hides it.
+    monkeypatch.setenv("RUNAPI_KEY", PLAIN_KEY)
+    magics.session.shell = ipshell
+    ipshell.user_ns["label"] = f"the key is {PLAIN_KEY}"
+    panel = ChatPanel(magics.session, model="glm-4.7", fetch_models=False)
+    panel.context_picker.value = "vars"
+    panel.variables.value = "label"
+    preview = panel.preview("what is it?")
+    assert "the key is" in preview.text and PLAIN_KEY not in preview.text
+    assert PLAIN_KEY not in panel.estimate_line
