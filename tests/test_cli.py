@@ -29,6 +29,8 @@ from glm_magic.config import resolve_settings
 from glm_magic.markdown import close_open_fence, without_code
 from glm_magic.testing import EndpointServer
 
+from .helpers import clear_glm_env
+
 CLI_KEY = "sk-clitest-FAKE-0123456789"
 
 PASSING = "import math\nprint(math.sqrt(16))"
@@ -38,8 +40,7 @@ FAILING = "print(sum(valuez))"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("RUNAPI_KEY", "GLM_API_KEY", "GLM_BASE_URL", "GLM_MODEL", "GLM_READ_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
+    clear_glm_env(monkeypatch)
 
 
 def make_notebook(path: Path, sources: list[str], *, minor: int | None = None) -> Path:

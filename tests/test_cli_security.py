@@ -16,6 +16,8 @@ from glm_magic.cli import main
 from glm_magic.cli.args import build_parser
 from glm_magic.testing import EndpointServer
 
+from .helpers import clear_glm_env
+
 KEY = "localproxy-Key-7f3a9c2e"
 LEAKS = 'import os\nraise RuntimeError("auth failed for key " + os.environ["RUNAPI_KEY"])'
 # Records which secret-bearing variables the kernel saw, one line per run of the notebook.
@@ -29,9 +31,7 @@ RECORD_ENV = (
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GLM_API_KEY", "GLM_BASE_URL", "GLM_MODEL", "GLM_READ_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("RUNAPI_KEY", KEY)
+    clear_glm_env(monkeypatch, RUNAPI_KEY=KEY)
 
 
 def notebook(path: Path, *sources: str) -> Path:

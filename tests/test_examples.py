@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from glm_magic.testing import EndpointServer
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notebooks"
-
-
-def execute(path: Path, endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch) -> object:
-    monkeypatch.setenv("GLM_BASE_URL", endpoint.base_url)
-    monkeypatch.delenv("RUNAPI_KEY", raising=False)
-    monkeypatch.delenv("GLM_API_KEY", raising=False)
-    monkeypatch.setenv("GLM_MODEL", "glm-4.7")
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(path.parent))
-    return nb
+from .helpers import EXAMPLES, run_example
 
 
 def glm_outputs(nb: object) -> list[dict[str, object]]:
@@ -36,7 +23,7 @@ def test_quickstart_runs_and_keeps_the_streamed_replies(
     endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = (EXAMPLES / "quickstart.ipynb").read_bytes()
-    nb = execute(EXAMPLES / "quickstart.ipynb", endpoint, monkeypatch)
+    nb = run_example("quickstart.ipynb", endpoint.base_url, monkeypatch)
     replies = glm_outputs(nb)
     assert len(replies) == 3
     for out in replies:
@@ -56,7 +43,7 @@ def test_explain_and_fix_example_runs_with_scripted_replies(
     endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     endpoint.reset()
-    nb = execute(EXAMPLES / "explain-and-fix.ipynb", endpoint, monkeypatch)
+    nb = run_example("explain-and-fix.ipynb", endpoint.base_url, monkeypatch)
     replies = glm_outputs(nb)
     assert len(replies) == 2
     explain_md = replies[0]["data"]["text/html"]  # type: ignore[index]

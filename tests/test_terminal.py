@@ -9,14 +9,11 @@ import sys
 from glm_magic.testing import EndpointServer
 
 from .conftest import FAKE_KEY
+from .helpers import clean_env
 
 
 def run_ipython(code: str, base_url: str | None, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if k not in ("RUNAPI_KEY", "GLM_API_KEY")}
-    full.pop("GLM_BASE_URL", None)
-    if base_url:
-        full["GLM_BASE_URL"] = base_url
-    full.update(env)
+    full = clean_env(base_url, **env)
     full["IPYTHONDIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), "glm-term-ipython")
     return subprocess.run(
         [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],

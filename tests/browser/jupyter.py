@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..helpers import clean_env
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -141,8 +143,7 @@ def jupyter_server(app: str, env_extra: dict[str, str]) -> Iterator[JupyterServe
     (config / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNAPI_KEY", "GLM_API_KEY")}
-    env.pop("GLM_MODEL", None)
+    env = clean_env()
     env.update(
         JUPYTER_CONFIG_DIR=str(config),
         JUPYTER_DATA_DIR=str(tmp / "data"),

@@ -9,16 +9,12 @@ import pytest
 from glm_magic.testing import EndpointServer
 
 from ..conftest import FAKE_KEY
-from .harness import Kernel, kernel_env
+from ..helpers import loaded_kernel
+from .harness import Kernel
 
 
 @pytest.fixture(scope="module")
 def kernel(endpoint: EndpointServer) -> Iterator[Kernel]:
     """A kernel with the extension loaded, GLM_BASE_URL on the endpoint and a fake key."""
-    k = Kernel(kernel_env(endpoint.base_url, RUNAPI_KEY=FAKE_KEY))
-    try:
-        ex = k.run("%load_ext glm_magic")
-        assert ex.status == "ok", ex.messages
+    with loaded_kernel(endpoint.base_url, FAKE_KEY) as k:
         yield k
-    finally:
-        k.shutdown()

@@ -11,6 +11,8 @@ from typing import Any
 
 from jupyter_client.manager import KernelManager, start_new_kernel
 
+from ..helpers import clean_env
+
 
 @dataclass
 class Execution:
@@ -168,8 +170,5 @@ class Kernel:
 
 
 def kernel_env(base_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNAPI_KEY", "GLM_API_KEY")}
-    env.pop("GLM_MODEL", None)
-    env["GLM_BASE_URL"] = base_url
-    env.update(extra)
-    return env
+    """A kernel's environment: clean (:func:`tests.helpers.clean_env`), on ``base_url``."""
+    return clean_env(base_url, **extra)

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from glm_magic.testing import EndpointServer, bearer_digest, serve
 
 from ..conftest import PLAIN_KEY
+from ..helpers import EXAMPLES, run_example
 from .harness import Execution, Kernel, kernel_env
 
 pytestmark = pytest.mark.kernel
 
 KEY = "sk-leaksweep-SHOULDNEVERAPPEAR-9f8e7d6c5b4a"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +112,8 @@ def test_magics_in_a_kernel_never_show_the_key(keyed: EndpointServer, tmp_path: 
 def test_example_notebooks_and_cli_never_save_the_key(
     keyed: EndpointServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GLM_BASE_URL", keyed.base_url)
-    monkeypatch.setenv("RUNAPI_KEY", KEY)
-    monkeypatch.setenv("GLM_MODEL", "glm-4.7")
     for path in sorted(EXAMPLES.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(path.parent))
+        nb = run_example(path.name, keyed.base_url, monkeypatch, RUNAPI_KEY=KEY)
         assert_clean(nbformat.writes(nb), f"the executed {path.name}")
     failing = nbformat.v4.new_notebook()
     failing.cells = [

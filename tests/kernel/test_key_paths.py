@@ -20,6 +20,7 @@ import pytest
 
 from glm_magic.testing import EndpointServer, serve
 
+from ..helpers import no_retries
 from .harness import Kernel, kernel_env
 
 pytestmark = pytest.mark.kernel
@@ -206,14 +207,13 @@ def test_env_base_url_set_after_first_use_takes_effect(k: Kernel, keyed: Endpoin
 
 
 def test_key_warnings_are_given_once_per_kernel(k: Kernel) -> None:
-    k.run("%config GlmMagics.max_retries = 0")
-    try:
+    with no_retries(k):
         k.run("%config GlmMagics.base_url = 'http://glm.example.invalid/v1'")
-        first = k.run("%%glm\nhello")
-        again = k.run("%%glm\nhello")
-    finally:
-        k.run("%config GlmMagics.base_url = ''")
-        k.run("%config GlmMagics.max_retries = 3")
+        try:
+            first = k.run("%%glm\nhello")
+            again = k.run("%%glm\nhello")
+        finally:
+            k.run("%config GlmMagics.base_url = ''")
     assert "over plain HTTP" in first.stderr
     assert "not RunAPI" in first.stderr
     assert "over plain HTTP" not in again.stderr and "not RunAPI" not in again.stderr

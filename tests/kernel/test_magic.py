@@ -10,6 +10,7 @@ import pytest
 from glm_magic.testing import EndpointServer
 
 from ..conftest import FAKE_KEY
+from ..helpers import no_retries
 from .harness import Kernel, kernel_env
 
 pytestmark = pytest.mark.kernel
@@ -213,11 +214,8 @@ def test_bad_input_is_a_usage_error_line(kernel: Kernel, cell: str, words: str) 
 def test_api_errors_are_one_line_without_traceback(
     kernel: Kernel, fresh_endpoint: EndpointServer, fault: str, label: str
 ) -> None:
-    kernel.run("%config GlmMagics.max_retries = 0")
-    try:
+    with no_retries(kernel):
         ex = kernel.run(f"%%glm --new -m glm-4.7+fault={fault}\nhello")
-    finally:
-        kernel.run("%config GlmMagics.max_retries = 3")
     assert ex.status == "error"
     assert ex.error is not None
     tb = ex.error["traceback"]

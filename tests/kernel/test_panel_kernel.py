@@ -16,6 +16,7 @@ import pytest
 from glm_magic.testing import EndpointServer
 
 from ..conftest import FAKE_KEY
+from ..helpers import EXAMPLES, run_example
 from .harness import Execution, Kernel, kernel_env
 
 pytestmark = pytest.mark.kernel
@@ -328,19 +329,9 @@ def test_unload_removes_the_listener(endpoint: EndpointServer) -> None:
 
 
 def test_panel_example_notebook_runs(endpoint: EndpointServer, monkeypatch: Any) -> None:
-    from pathlib import Path
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    path = Path(__file__).resolve().parents[2] / "examples" / "notebooks" / "panel.ipynb"
+    path = EXAMPLES / "panel.ipynb"
     before = path.read_bytes()
-    monkeypatch.setenv("GLM_BASE_URL", endpoint.base_url)
-    monkeypatch.delenv("RUNAPI_KEY", raising=False)
-    monkeypatch.delenv("GLM_API_KEY", raising=False)
-    monkeypatch.setenv("GLM_MODEL", "glm-4.7")
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(path.parent))
+    nb = run_example("panel.ipynb", endpoint.base_url, monkeypatch)
     views = [o for c in nb.cells for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
     assert len(views) == 2, "the panel and the button row under the failing cell"
     printed = "\n".join(

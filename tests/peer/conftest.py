@@ -18,7 +18,8 @@ import pytest
 
 from glm_magic.testing import EndpointServer, serve
 
-from ..kernel.harness import Kernel, kernel_env
+from ..helpers import loaded_kernel
+from ..kernel.harness import Kernel
 from . import litellm_proxy
 from .litellm_proxy import Proxy
 
@@ -165,10 +166,5 @@ def fresh_proxy(proxy: Proxy) -> Proxy:
 @pytest.fixture(scope="module")
 def peer_kernel(proxy: Proxy) -> Iterator[Kernel]:
     """A kernel with the extension loaded, pointed at the proxy with its master key."""
-    k = Kernel(kernel_env(proxy.base_url, RUNAPI_KEY=proxy.master_key))
-    try:
-        ex = k.run("%load_ext glm_magic")
-        assert ex.status == "ok", ex.messages
+    with loaded_kernel(proxy.base_url, proxy.master_key) as k:
         yield k
-    finally:
-        k.shutdown()

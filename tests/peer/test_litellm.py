@@ -19,6 +19,7 @@ from glm_magic.client.chat import ChatClient, ReplyStream
 from glm_magic.config import Secret, Settings
 from glm_magic.events import Finish, TextDelta, Usage
 
+from ..helpers import no_retries
 from ..kernel.harness import Kernel
 from .litellm_proxy import (
     HUNG_UP,
@@ -360,11 +361,8 @@ def test_magic_footer_shows_tokens_when_streaming(kernel: Kernel) -> None:
 def test_magic_errors_are_one_line(
     kernel: Kernel, proxy: Proxy, model: str, label: str, words: str
 ) -> None:
-    kernel.run("%config GlmMagics.max_retries = 0")
-    try:
+    with no_retries(kernel):
         ex = kernel.run(f"%%glm --new -o failed -m {model}\nhello")
-    finally:
-        kernel.run("%config GlmMagics.max_retries = 3")
     assert ex.status == "error"
     assert ex.error is not None
     tb = ex.error["traceback"]
@@ -411,11 +409,8 @@ def test_magic_shows_glm_thinking_passed_on_by_the_proxy(kernel: Kernel) -> None
 
 
 def test_magic_think_refused_by_the_proxy_is_one_bad_request_line(kernel: Kernel) -> None:
-    kernel.run("%config GlmMagics.max_retries = 0")
-    try:
+    with no_retries(kernel):
         ex = kernel.run(f"%%glm --new --think -m {UPSTREAM_PREFIX}glm-4.7\nhello")
-    finally:
-        kernel.run("%config GlmMagics.max_retries = 3")
     assert ex.status == "error" and ex.error is not None
     tb = ex.error["traceback"]
     assert len(tb) == 1 and "thinking" in tb[0] and "drop_params" in tb[0], tb
