@@ -348,11 +348,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
-        "any link scheme (javascript:, data:) made a live link",
+        "any link (relative, ftp:, //host) made a live link",
         "glm_magic/htmlrender.py",
         "return url.strip().lower().startswith(_SAFE_SCHEMES)",
         "return True",
-        (f"{HTML}::test_payloads_are_text_in_answer_thinking_and_error",),
+        (f"{HTML}::test_links_markdown_it_accepts_but_we_do_not_stay_text",),
     ),
     Mutation(
         "the layer checker lets an upward import through",

@@ -94,6 +94,23 @@ def test_payloads_are_text_in_answer_thinking_and_error(evil: str) -> None:
         assert_safe(out)
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        "[label](/api/kernels)",  # relative: into the Jupyter server that shows the output
+        "[label](//evil.example/p)",
+        "[label](ftp://host/f)",
+        "<ftp://host/f>",
+        "[label](jav&#x09;ascript:alert(1))",
+    ],
+)
+def test_links_markdown_it_accepts_but_we_do_not_stay_text(link: str) -> None:
+    # markdown-it-py already refuses javascript:/data:/vbscript:; these it lets through.
+    out = render_html(link)
+    assert_safe(out)
+    assert "<a" not in out and ("label" in out or "ftp://host/f" in out)
+
+
 def test_raw_html_shows_as_the_characters_written() -> None:
     out = render_html('<img src=x onerror="alert(1)"> and <b>bold?</b>')
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in out
