@@ -6,8 +6,8 @@ import html
 
 import pytest
 
-from glm_magic.events import Usage
-from glm_magic.reply import Reply
+from glm_magic.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from glm_magic.reply import Reply, ReplyBuilder
 
 CLOSED = "Here:\n\n```python\nprint(1)\n```\n\n"
 CUT = CLOSED + "And more:\n\n```python\nfor i in range(3):\n    print("
@@ -78,3 +78,52 @@ def test_html_shows_the_note_after_the_cut_code() -> None:
     head, _, tail = shown.partition("Cut at 12 tokens: your max_tokens cap (12)")
     assert tail, "the note is shown"
     assert head.count("<pre") == head.count("</pre>") == 2  # both blocks shown, then the note
+
+
+# -- the builder: one fold of a stream's events --------------------------------------------
+
+
+def test_the_builder_folds_text_thinking_tools_usage_and_the_first_finish() -> None:
+    b = ReplyBuilder("glm-4.7")
+    assert b.status() == "glm-4.7 · streaming… 0 chars"
+    for event in [
+        ReasoningDelta("Think"),
+        ReasoningDelta("ing."),
+        TextDelta("Hel"),
+        TextDelta(""),
+        TextDelta("lo"),
+        ToolCallDelta(1, id="b", name="second"),
+        ToolCallDelta(0, id="a", name="first", arguments='{"x": '),
+        ToolCallDelta(0, arguments="1}"),
+        Finish("tool_calls"),
+        Finish("stop"),  # a second finish chunk (a server quirk): the first wins
+    ]:
+        b.add(event)
+    assert b.text == "Hello" and b.reasoning == "Thinking." and b.chars == 5
+    assert b.status() == "glm-4.7 · streaming… 5 chars"
+    b.add(Usage(prompt_tokens=9, completion_tokens=4, total_tokens=13))
+    assert b.status() == "glm-4.7 · streaming… 4 tokens"
+    reply = b.snapshot()
+    assert (reply.text, reply.reasoning, reply.finish_reason) == (
+        "Hello",
+        "Thinking.",
+        "tool_calls",
+    )
+    assert [(c.index, c.id, c.name, c.arguments) for c in reply.tool_calls] == [
+        (0, "a", "first", '{"x": 1}'),
+        (1, "b", "second", ""),
+    ]
+    assert reply.complete and reply.usage is not None and reply.usage.completion_tokens == 4
+    failed = b.snapshot(error="Stream broken: cut")
+    assert not failed.complete and failed.footer().endswith("incomplete")
+
+
+def test_the_builder_redacts_what_is_read_never_what_is_kept() -> None:
+    b = ReplyBuilder("m", redact=lambda text: text.replace("SECRET", "***"))
+    for piece in ["the SEC", "RET is ", "here"]:
+        b.add(TextDelta(piece))
+    b.add(ReasoningDelta("SECRET"))
+    assert b.text == "the *** is here" and b.reasoning == "***"
+    assert b.chars == len("the SECRET is here")
+    b.add(TextDelta(" and SECRET"))
+    assert b.snapshot().text == "the *** is here and ***"
