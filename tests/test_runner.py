@@ -24,7 +24,7 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 class Recorder:
-    """A renderer that keeps every call; ``stop_after`` raises KeyboardInterrupt (a ^C)."""
+    """A renderer that keeps every call; a ^C (KeyboardInterrupt) after ``stop_after`` texts."""
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.calls: list[str] = []
@@ -38,7 +38,7 @@ class Recorder:
     def progress(self, builder: ReplyBuilder) -> None:
         self.calls.append("progress")
         self.texts.append(builder.text)
-        if self.stop_after is not None and len(self.texts) >= self.stop_after:
+        if self.stop_after is not None and sum(map(bool, self.texts)) >= self.stop_after:
             raise KeyboardInterrupt
 
     def tick(self) -> None:
@@ -65,7 +65,7 @@ def test_foreground_start_progress_then_one_finish_with_the_whole_reply(client: 
     rec = Recorder()
     reply = run_foreground(stream(client, "glm-4.7+tokens=40+delay=0.002"), rec, "glm-4.7")
     assert rec.calls[0] == "start" and rec.calls.count("finish") == 1 and rec.calls[-1] == "finish"
-    assert rec.texts and all(b.startswith(a) for a, b in itertools.pairwise(rec.texts))
+    assert rec.texts[-1] and all(b.startswith(a) for a, b in itertools.pairwise(rec.texts))
     assert rec.final is reply and reply.complete and reply.text.startswith(rec.texts[-1])
     assert reply.usage is not None and reply.request_id
 
@@ -141,7 +141,7 @@ def test_background_stop_closes_the_connection_and_keeps_the_partial(
     run = BackgroundRun(
         stream(client, "glm-4.7+tokens=2000+delay=0.01"),
         "glm-4.7",
-        lambda b: (rec.on_update(b), first.set()),  # type: ignore[func-returns-value]
+        lambda b: (rec.on_update(b), b.text and first.set()),  # type: ignore[func-returns-value]
         rec.on_done,
         interval=0.05,
     ).start()
