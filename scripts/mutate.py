@@ -61,7 +61,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # Since issue 8 one Session builds every surface's context (``%%glm --context``,
     # ``%glm explain/fix -c``, the panel's send) and every explain/fix prompt (the
-    # sub-commands and the buttons): one site each where there were several.
+    # sub-commands, the buttons and the CLI): one site each where there were several.
     Mutation(
         "configured key not masked in the selected context (%%glm --context, -c, the panel)",
         "glm_magic/core/session.py",
@@ -72,7 +72,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_session.py::test_the_key_never_reaches_the_prepared_messages",),
     ),
     Mutation(
-        "configured key not masked in explain/fix prompts (%glm explain/fix, the buttons)",
+        "configured key not masked in explain/fix prompts (%glm explain/fix, buttons, CLI)",
         "glm_magic/core/session.py",
         "secrets=settings.keys_to_mask(),\n            reserve=settings.max_tokens,",
         "secrets=[],\n            reserve=settings.max_tokens,",
@@ -91,13 +91,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return list(settings.keys_to_mask())",
         "return []",
         (PANEL_PREVIEW,),
-    ),
-    Mutation(
-        "configured key not masked in the CLI's prompts",
-        "glm_magic/cli/__init__.py",
-        "info, secrets=settings.keys_to_mask()",
-        "info, secrets=[]",
-        (KEY_LEAKS,),
     ),
     Mutation(
         "configured key not masked in the CLI's saved outputs",
