@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glm-magic-installed
 
-.PHONY: demo test bench lint typecheck venv clean mutate
+.PHONY: demo test bench lint typecheck venv clean mutate labextension wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The notebook bridge (JupyterLab 4 / Notebook 7): npm install + build when stale, linked into the venv.
+labextension: $(STAMP)
+	bash scripts/labextension-build.sh
+
+# A wheel with the prebuilt bridge inside (dist/).
+wheel: labextension
+	$(PY) -m pip install --quiet build
+	$(PY) -m build --wheel
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
@@ -29,6 +38,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/browser-setup.sh
+	bash scripts/labextension-build.sh
 	bash scripts/peer-setup.sh >/dev/null
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -43,4 +53,4 @@ mutate: $(STAMP)
 	$(PY) scripts/mutate.py
 
 clean:
-	rm -rf $(VENV) .peer-venv build test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .peer-venv build dist glm_magic/labextension labextension/lib labextension/node_modules labextension/tsconfig.tsbuildinfo test-artifacts .pytest_cache .mypy_cache .ruff_cache

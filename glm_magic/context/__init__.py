@@ -123,6 +123,8 @@ def _cell_section(record: CellRecord) -> Section:
         pieces.append(Piece(text, "output", "Output:" if i == 0 else ""))
     if record.error:
         pieces.append(Piece(record.error, "error", "Error:"))
+    if record.markdown:
+        pieces.append(Piece(record.markdown, "markdown", "Markdown after it:", lang="markdown"))
     n = record.execution_count
     return Section(f"### Cell In [{n}]", pieces, "cell", n, n)
 
@@ -312,7 +314,14 @@ def build_context(
     if failure is not None and running is not None and failure.execution_count == running:
         failure = None
     if spec.cells or spec.last or spec.notebook:
-        cells, source = cells_from_shell(shell, only=_wanted(shell, spec, current, failure))
+        from .live import live_cells
+
+        live = live_cells(shell)  # the notebook bridge's live notebook, when present
+        source: str | None
+        if live is not None:
+            cells, source = live, "live notebook"
+        else:
+            cells, source = cells_from_shell(shell, only=_wanted(shell, spec, current, failure))
         if source is None:
             outputs_note = NO_OUTPUTS_NOTE
         if running is not None:

@@ -60,12 +60,17 @@ _SHORT_TEXT = 200
 
 @dataclass
 class CellRecord:
-    """One executed cell: raw source, outputs as plain text, and its traceback if it failed."""
+    """One executed cell: raw source, outputs as plain text, and its traceback if it failed.
+
+    ``markdown`` holds the Markdown cells after it when the live notebook is
+    known (the notebook bridge, :mod:`glm_magic.context.live`), else nothing.
+    """
 
     execution_count: int
     source: str
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
+    markdown: str = ""
 
 
 def shorten(text: str, max_chars: int) -> str:

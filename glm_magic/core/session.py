@@ -278,13 +278,14 @@ class Session:
     ) -> Prepared:
         """An explain (``kind="explain"``) or fix request about ``failure``."""
         from ..context.cells import raw_cells
+        from ..context.live import live_sources
         from .assist import build_assist_prompt, describe
 
         info = model_info(settings.model)
         prompt = build_assist_prompt(
             kind,
             failure,
-            cells if cells is not None else raw_cells(self.shell),
+            cells if cells is not None else live_sources(self.shell, raw_cells(self.shell)),
             info,
             mask=self.policy.mask_secrets,
             secrets=settings.keys_to_mask(),

@@ -62,6 +62,7 @@ def _options(name: str, words: list[str]) -> argparse.Namespace:
     parser.add_argument("-o", "--out", metavar="NAME")
     if name == "fix":
         parser.add_argument("--no-insert", action="store_true")
+        parser.add_argument("--replace", action="store_true")
     parser.add_argument("-c", "--context", action="append", metavar="SPEC")
     parser.add_argument("--dry-run", action="store_true", dest="dry_run")
     opts = parser.parse(words)
@@ -91,12 +92,23 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
         messages = without_keys(prepared.messages, settings)
         print(dry_run_report(messages, prepared.info, max_output=settings.max_tokens))
         return None
+    replace = kind == "fix" and opts.replace
     reply: Reply = magics.run_prepared(
         prepared,
         stream=not opts.no_stream,
         out=opts.out,
-        insert=kind == "fix" and not getattr(opts, "no_insert", False),
+        insert=kind == "fix" and not getattr(opts, "no_insert", False) and not replace,
     )
+    if replace:
+        from .bridge_ops import insert_reply, propose_fix
+        from .cells import insert_reply_code
+
+        if not propose_fix(magics.shell, failure, reply):
+            print(
+                "note: --replace needs the notebook bridge (JupyterLab 4 / Notebook 7): inserting"
+            )
+            if not insert_reply(magics.shell, reply):
+                insert_reply_code(magics.shell, reply, opts.out or "_glm")
     return reply
 
 

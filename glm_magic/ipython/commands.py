@@ -28,10 +28,11 @@ COMMANDS: dict[str, str] = {
     "models": "the endpoint's models with context window, thinking and prices",
     "config": "the effective settings (the key is never shown)",
     "explain": "[N] explain the last failure (or In [N]'s): root cause first",
-    "fix": "[N] diagnose the last failure and insert the corrected cell below",
+    "fix": "[N] [--replace] diagnose the last failure; insert the fix below (or show a diff)",
     "insert": "[--file PATH] [--after CELL_ID] write the last reply's code into a notebook file",
     "panel": "[-m MODEL] [--context SPEC] show a chat panel (widgets) in this cell's output",
     "buttons": "on|off: Explain / Fix buttons under failing cells",
+    "bridge": "whether the notebook bridge (JupyterLab 4 / Notebook 7 extension) is on",
 }
 
 
@@ -48,6 +49,10 @@ def handler(name: str) -> Any:
         from . import widget_commands
 
         return getattr(widget_commands, f"cmd_{name}")
+    if name == "bridge":
+        from . import bridge_ops
+
+        return bridge_ops.cmd_bridge
     return globals().get(f"cmd_{name}")
 
 

@@ -39,6 +39,9 @@ def load(ipython: InteractiveShell) -> None:
         from ..widgets import buttons
 
         buttons.enable(ipython, magics.session)
+    from . import bridge
+
+    bridge.start(ipython)  # the notebook bridge, when the frontend extension answers
 
 
 def unload(ipython: InteractiveShell) -> None:
@@ -50,7 +53,9 @@ def unload(ipython: InteractiveShell) -> None:
     magics.loaded = False
     from .. import failures as hooks
     from ..widgets import buttons
+    from . import bridge
 
+    bridge.stop(ipython)
     buttons.disable(ipython)
     hooks.uninstall(ipython)
     table = ipython.magics_manager.magics

@@ -281,9 +281,11 @@ class GlmMagics(Magics):
         view = renderer or self.renderer(settings.model, fmt)
         reply = self.session.run(prepared, view, stream=stream, out=out)
         if insert:
+            from .bridge_ops import insert_reply
             from .cells import insert_reply_code
 
-            insert_reply_code(self.shell, reply, out or "_glm")
+            if not insert_reply(self.shell, reply):  # no notebook bridge: one payload cell
+                insert_reply_code(self.shell, reply, out or "_glm")
         return reply
 
     # -- %%glm ----------------------------------------------------------------------

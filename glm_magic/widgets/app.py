@@ -273,7 +273,15 @@ class ChatPanel(PanelLayout):
         for warning in key_warnings(settings):
             self.notice(warning, error=True)
         index = len(self.replies)
-        view = ReplyView(settings.model, insert_note=self._insert_note(index))
+        from ..bridge import reply_class
+
+        bridged = reply_class(
+            self.shell,
+            None,  # below the cell selected when Insert is clicked
+            settings.model,
+            lambda: self.replies[index] if index < len(self.replies) else None,
+        )
+        view = ReplyView(settings.model, insert_note=self._insert_note(index), css_class=bridged)
         self._append(self._user_turn(prompt, "; ".join(notes)), view.box)
         self.prompt.value = ""
         self.send_button.disabled = True

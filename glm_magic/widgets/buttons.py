@@ -82,13 +82,21 @@ class FailureButtons:
             description="Stop", icon="stop", layout=w.Layout(display="none", **small)
         )
         self.stop_button.add_class("glm-stop")
+        # Shown after a fix with code when the notebook bridge is on (glm_magic.bridge).
+        self.apply_button = w.Button(
+            description="Apply",
+            icon="check",
+            layout=w.Layout(display="none", **small),
+            tooltip="Replace the failing cell with the fix (you review a diff first)",
+        )
+        self.apply_button.add_class("glm-apply")
         what = html.escape(failure.summary)
         self.label = html_widget(
             f'{CSS}<span class="glm-footer">GLM can explain or fix {what}</span>'
         )
         self.output = w.VBox([])
         row = w.HBox(
-            [self.explain_button, self.fix_button, self.stop_button, self.label],
+            [self.explain_button, self.fix_button, self.stop_button, self.apply_button, self.label],
             layout=w.Layout(align_items="center", flex_flow="row wrap"),
         )
         self.widget = w.VBox([row, self.output])
@@ -96,6 +104,7 @@ class FailureButtons:
         self.explain_button.on_click(lambda _b: self.start("explain"))
         self.fix_button.on_click(lambda _b: self.start("fix"))
         self.stop_button.on_click(lambda _b: self.stop())
+        self.apply_button.on_click(lambda _b: self.apply())
 
     @property
     def running(self) -> bool:
@@ -126,8 +135,13 @@ class FailureButtons:
         ref = (
             f"glm_magic.widgets.buttons.replies[{where}].code" if where is not None else "_glm.code"
         )
+        from ..bridge import reply_class
+
         view = ReplyView(
             settings.model,
+            css_class=reply_class(
+                self.session.shell, failure.cell_id, settings.model, self._latest
+            ),
             insert_note=(
                 "Copied, not inserted: a widget cannot place a cell where you expect. "
                 f"Paste it into a new cell; in Python it is {ref}."
@@ -138,12 +152,14 @@ class FailureButtons:
         note = "; ".join([*prepared.notes, *key_warnings(settings)])
         self.output.children = (html_widget(status_html(note)), view.box)
         self._busy(True)
+        self.apply_button.layout.display = "none"
 
         def on_done(reply: Reply, error: Exception | None) -> None:
             # The streaming thread: the session has set _glm and the last reply.
             try:
                 view.finish(reply)
                 self.reply = reply
+                self._offer_apply(kind, reply)
                 if where is not None:
                     replies[where] = reply
             finally:
@@ -152,6 +168,31 @@ class FailureButtons:
         # A row's exchange stays out of the %%glm conversation (its own, thrown away).
         self.run = self.session.start(prepared, view.progress, on_done, conversation=Conversation())
         return True
+
+    def _latest(self) -> Reply | None:
+        return self.reply
+
+    def _offer_apply(self, kind: str, reply: Reply) -> None:
+        from ..bridge import endpoint
+
+        has_fix = kind == "fix" and bool(reply.code.strip()) and self.failure.cell_id is not None
+        if has_fix and endpoint(self.session.shell) is not None:
+            self.apply_button.layout.display = ""
+
+    def apply(self) -> bool:
+        """Propose the fix as a diff on the failing cell (the notebook bridge); the user decides."""
+        from ..bridge import applied_note, propose_replace
+        from .reply import html_widget, status_html
+
+        reply = self.reply
+        if reply is None or not propose_replace(self.session.shell, self.failure, reply):
+            note = status_html("Apply needs the notebook bridge: use Insert or Copy", error=True)
+            done = False
+        else:
+            note = status_html(applied_note(self.failure))
+            done = True
+        self.output.children = (*self.output.children, html_widget(note))
+        return done
 
     def stop(self) -> None:
         """Stop the streaming reply now; the partial text stays."""

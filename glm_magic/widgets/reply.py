@@ -44,7 +44,7 @@ def status_html(text: str, *, error: bool = False) -> str:
 class ReplyView:
     """The widgets showing one reply; safe to update from the streaming thread."""
 
-    def __init__(self, model: str, *, insert_note: str = "") -> None:
+    def __init__(self, model: str, *, insert_note: str = "", css_class: str | None = None) -> None:
         import ipywidgets
 
         self.model = model
@@ -53,6 +53,8 @@ class ReplyView:
         self.answer = html_widget(reply_html(model=model, text="", done=False))
         self.box = ipywidgets.VBox([self.thinking, self.answer])
         self.box.add_class("glm-reply")
+        if css_class:  # the notebook bridge's token: its Insert buttons place cells
+            self.box.add_class(css_class)
         self.updates = 0
         self._lock = threading.Lock()
 

@@ -21,6 +21,8 @@ from glm_magic.testing import EndpointServer
 from .jupyter import CHROMIUM, CHROMIUM_ARGS, JupyterServer, jupyter_server, missing_requirements
 
 FRONTENDS = ("lab", "notebook")
+#: The notebook bridge's extension name (labextension/package.json).
+BRIDGE = "glm-magic-bridge"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,14 +55,24 @@ def _servers(_requirements: None, endpoint: EndpointServer) -> Iterator[dict[str
 
 @pytest.fixture(params=FRONTENDS)
 def server(request: pytest.FixtureRequest, _servers: dict[str, Any]) -> Iterator[JupyterServer]:
-    """A running JupyterLab 4 (``lab``) or Notebook 7 (``notebook``) server."""
+    """A running JupyterLab 4 (``lab``) or Notebook 7 (``notebook``) server.
+
+    Tests marked ``no_bridge`` get a server where the glm-magic bridge extension
+    is disabled (``jupyter labextension disable``): what users without it see.
+    """
     app = request.param
+    off = request.node.get_closest_marker("no_bridge") is not None
+    key = f"{app}-no-bridge" if off else app
     started = _servers["started"]
-    if app not in started:
-        manager = jupyter_server(app, {"GLM_BASE_URL": _servers["endpoint"].base_url})
-        started[app] = manager.__enter__()
+    if key not in started:
+        manager = jupyter_server(
+            app,
+            {"GLM_BASE_URL": _servers["endpoint"].base_url},
+            disable=(BRIDGE,) if off else (),
+        )
+        started[key] = manager.__enter__()
         _servers["managers"].append(manager)
-    srv: JupyterServer = started[app]
+    srv: JupyterServer = started[key]
     try:
         yield srv
     finally:

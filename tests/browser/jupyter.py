@@ -62,6 +62,9 @@ def missing_requirements() -> str | None:
             __import__(module)
         except ImportError:
             return f"{module} is not installed: run scripts/browser-setup.sh"
+    built = Path(__file__).resolve().parents[2] / "glm_magic" / "labextension" / "package.json"
+    if not built.exists():
+        return "the notebook bridge is not built: run scripts/labextension-build.sh"
     return None
 
 
@@ -132,8 +135,14 @@ class JupyterServer:
 
 
 @contextmanager
-def jupyter_server(app: str, env_extra: dict[str, str]) -> Iterator[JupyterServer]:
-    """Start JupyterLab (``app="lab"``) or Notebook 7 (``"notebook"``) on 127.0.0.1."""
+def jupyter_server(
+    app: str, env_extra: dict[str, str], disable: tuple[str, ...] = ()
+) -> Iterator[JupyterServer]:
+    """Start JupyterLab (``app="lab"``) or Notebook 7 (``"notebook"``) on 127.0.0.1.
+
+    ``disable`` names extensions turned off with ``jupyter labextension disable``
+    in this server's private config (e.g. the glm-magic bridge).
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f"glm-browser-{app}-"))
     root = tmp / "notebooks"
     root.mkdir()
@@ -153,6 +162,14 @@ def jupyter_server(app: str, env_extra: dict[str, str]) -> Iterator[JupyterServe
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
     env.update(env_extra)
+    for name in disable:
+        subprocess.run(
+            # --level=user: this server's private JUPYTER_CONFIG_DIR, not the venv's.
+            [sys.executable, "-m", "jupyterlab.labextensions", "disable", "--level=user", name],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     token = secrets.token_hex(16)
     port = free_port()
     cmd = [

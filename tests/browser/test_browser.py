@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from glm_magic.testing import EndpointServer
 
 from .jupyter import OUTPUT, JupyterServer, NotebookPage
@@ -79,6 +81,7 @@ def test_glm_cell_streams_and_outputs_survive_reload(
     nb.shot("glm-cell-after-reload")
 
 
+@pytest.mark.no_bridge  # Insert copies without the bridge (test_bridge.py has it on)
 def test_panel_streams_stops_and_copies(
     page: Any, server: JupyterServer, endpoint: EndpointServer
 ) -> None:
