@@ -34,6 +34,7 @@ CLIENT = "tests/test_client.py"
 HTML = "tests/test_htmlrender.py"
 PANEL_PREVIEW = "tests/test_panel.py::test_the_panel_preview_masks_the_configured_key"
 CRASH_HOOK = "tests/peer/test_crash_hook.py"
+BRIDGE_KERNEL = "tests/kernel/test_bridge_kernel.py"
 _NOTE_BELOW = (
     '        print("note: the code will appear as a new cell below when this cell finishes")\n'
 )
@@ -353,6 +354,42 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            if a < b:\n",
         "            if False:\n",
         ("tests/test_layers.py::test_the_checker_finds_planted_faults",),
+    ),
+    # -- issue 9: the notebook bridge's kernel side (its browser side: tests/browser) ----------
+    Mutation(
+        "bridge: another protocol version accepted",
+        "glm_magic/bridge.py",
+        "if version != VERSION:",
+        "if False:",
+        ("tests/test_bridge_protocol.py",),
+    ),
+    Mutation(
+        "bridge: a snapshot pushed for another cell used as this cell's context",
+        "glm_magic/ipython/bridge.py",
+        "if running_cell(self.shell) is None:",
+        "if True:",
+        (f"{BRIDGE_KERNEL}::test_with_an_answer_insert_replace_and_context_use_the_bridge",),
+    ),
+    Mutation(
+        "bridge: --insert joins the blocks into one cell",
+        "glm_magic/ipython/bridge.py",
+        "    blocks = _code_blocks(reply)\n",
+        "    blocks = [reply.code] if reply.code.strip() else []\n",
+        (f"{BRIDGE_KERNEL}::test_with_an_answer_insert_replace_and_context_use_the_bridge",),
+    ),
+    Mutation(
+        "bridge: a malformed frontend message acted on",
+        "glm_magic/ipython/bridge.py",
+        "            self.dropped += 1\n            log.warning",
+        '            self.handle(proto.Hello("x"))\n            log.warning',
+        (f"{BRIDGE_KERNEL}::test_malformed_frontend_messages_are_dropped",),
+    ),
+    Mutation(
+        "bridge: claims to insert without a bridge (no fallback)",
+        "glm_magic/ipython/bridge.py",
+        "    if found is None or here is None or not blocks:\n        return False",
+        "    if found is None or here is None or not blocks:\n        return True",
+        (f"{BRIDGE_KERNEL}::test_without_an_answer_everything_falls_back",),
     ),
 )
 

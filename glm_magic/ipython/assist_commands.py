@@ -100,7 +100,7 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
         insert=kind == "fix" and not getattr(opts, "no_insert", False) and not replace,
     )
     if replace:
-        from .bridge_ops import insert_reply, propose_fix
+        from .bridge import insert_reply, propose_fix
         from .cells import insert_reply_code
 
         if not propose_fix(magics.shell, failure, reply):

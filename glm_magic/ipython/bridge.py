@@ -18,6 +18,9 @@ waits for the frontend on the main thread:
   ``replace`` only proposes: the user accepts or rejects a diff.
 - A background thread (never the main thread) may ask for a fresh snapshot
   and waits at most :data:`WAIT` seconds.
+
+:func:`insert_reply` and :func:`propose_fix` are what the magics do with it;
+each returns ``False`` when there is no bridge, and the caller falls back.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ import logging
 import secrets
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import bridge as proto
+
+if TYPE_CHECKING:
+    from ..failures import Failure
+    from ..reply import Reply
 
 __all__ = [
     "WAIT",
@@ -36,6 +43,8 @@ __all__ = [
     "active",
     "current_cell_id",
     "get",
+    "insert_reply",
+    "propose_fix",
     "start",
     "stop",
 ]
@@ -79,7 +88,7 @@ class Bridge:
         """Open the comm; the frontend extension, when present, answers ``hello``."""
         from comm import create_comm
 
-        from .. import __version__
+        from ..version import __version__
 
         if self.comm is not None:
             return
@@ -265,3 +274,42 @@ def stop(shell: Any) -> None:
     proto.detach(shell)
     if found is not None:
         found.close()
+
+
+# -- what the magics do with it (False: no bridge, fall back) -----------------------------
+
+
+def _code_blocks(reply: Reply) -> list[str]:
+    # The blocks reply.code joins: Python ones (all when there are none), closed
+    # ones only when the reply was cut short.
+    blocks = [b for b in reply.code_blocks if b.closed or reply.complete]
+    chosen = [b for b in blocks if b.is_python] or blocks
+    return [b.code.strip("\n") for b in chosen if b.code.strip()]
+
+
+def insert_reply(shell: Any, reply: Reply) -> bool:
+    """Insert one cell per code block of ``reply`` directly below the running cell."""
+    from ..reply import CUT_BLOCK_LEFT_OUT
+    from .cells import code_cell_source
+
+    found = active(shell)
+    here = current_cell_id(shell)
+    blocks = _code_blocks(reply)
+    if found is None or here is None or not blocks:
+        return False
+    cells = [{"cell_type": "code", "source": code_cell_source(c, reply.model)} for c in blocks]
+    if found.insert(here, cells, model=reply.model, request_id=reply.request_id) is None:
+        return False
+    if reply.cut_code:
+        print(f"note: {CUT_BLOCK_LEFT_OUT}; the closed blocks are inserted")
+    n = len(cells)
+    print(f"note: inserted {n} cell{'s' if n != 1 else ''} below this cell")
+    return True
+
+
+def propose_fix(shell: Any, failure: Failure, reply: Reply) -> bool:
+    """Show ``reply``'s code as a diff on the failing cell, and say so in one line."""
+    if not proto.propose_replace(shell, failure, reply):
+        return False
+    print(f"note: {proto.applied_note(failure)}")
+    return True

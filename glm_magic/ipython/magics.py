@@ -281,7 +281,7 @@ class GlmMagics(Magics):
         view = renderer or self.renderer(settings.model, fmt)
         reply = self.session.run(prepared, view, stream=stream, out=out)
         if insert:
-            from .bridge_ops import insert_reply
+            from .bridge import insert_reply
             from .cells import insert_reply_code
 
             if not insert_reply(self.shell, reply):  # no notebook bridge: one payload cell

@@ -26,6 +26,7 @@ BAD = {
     "panel": ("%glm panel --nope", "%glm panel: unrecognized arguments: --nope"),
     "buttons": ("%glm buttons --nope", "%glm buttons takes on or off"),
     "help": ("%glm help --nope", "%glm help takes no arguments"),
+    "bridge": ("%glm bridge --nope", "%glm bridge takes no arguments"),
     "explain N": ("%glm explain first", "%glm explain: argument N: expected a cell number"),
     "fix value": ("%glm fix --max-tokens many", "%glm fix: argument --max-tokens: invalid int"),
     "panel value": ("%glm panel -m", "%glm panel: argument -m/--model: expected one argument"),
