@@ -6,12 +6,12 @@ the schema and the per-shell registry are :mod:`glm_magic.bridge`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import bridge
 
-if TYPE_CHECKING:
-    from .magics import GlmMagics
+#: The loaded :class:`~glm_magic.ipython.magics.GlmMagics` (duck-typed: it imports this module).
+GlmMagics = Any
 
 __all__ = ["cmd_bridge", "status"]
 
