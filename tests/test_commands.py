@@ -106,6 +106,7 @@ SUB_COMMANDS = [
     "insert",
     "panel",
     "buttons",
+    "bridge",
 ]
 
 
@@ -116,3 +117,8 @@ def test_help_lists_every_sub_command(glm: Any, capsys: pytest.CaptureFixture[st
     glm.run_line_magic("glm", "help")
     shown = out(capsys)
     assert all(f"%glm {name} " in shown for name in SUB_COMMANDS)
+
+
+def test_bridge_is_off_without_a_kernel(glm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    glm.run_line_magic("glm", "bridge")
+    assert out(capsys).strip() == "bridge: off (no Jupyter kernel)"
