@@ -265,6 +265,8 @@ def test_buttons_appear_under_the_traceback_and_explain(
     assert len(views) == 1 and failing.messages.index(views[0]) > error_at, types
     assert "Traceback" in "".join(failing.of("error")[0]["content"]["traceback"])
     count = failing.reply["content"]["execution_count"]
+    # A reply that takes seconds (20 ms a piece), so "still running" cannot race its end.
+    k.run("%config GlmMagics.model = 'glm-4.7+delay=0.02'")
     ex = k.run(
         "import glm_magic.widgets.buttons as b\n"
         f"row = b.rows[{count}]\n"
@@ -272,6 +274,7 @@ def test_buttons_appear_under_the_traceback_and_explain(
     )
     assert ex.stdout.split() == ["True", "True"]
     k.run("row.wait(30)")
+    k.run("%config GlmMagics.model = ''")  # back to the default
     text = k.run("print(row.reply.text)").stdout
     assert "Root cause" in text and "NameError" in text
     request = chat_requests(fresh_endpoint)[-1].body
