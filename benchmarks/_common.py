@@ -123,6 +123,9 @@ def child_env(base_url: str | None = None, **extra: str) -> dict[str, str]:
     if base_url is not None:
         env["GLM_BASE_URL"] = base_url
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # Streaming benchmarks ask the same prompt many times: the reply store would replay
+    # them. bench_replay turns it on with its own folder.
+    env["GLM_MAGIC_CACHE"] = "off"
     env.update(extra)
     return env
 

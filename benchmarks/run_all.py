@@ -23,6 +23,7 @@ BENCHMARKS = (
     "bench_network",
     "bench_context",
     "bench_render",
+    "bench_replay",
     "bench_browser",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

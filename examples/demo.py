@@ -4,11 +4,16 @@
 without it, the bundled endpoint (``glm_magic.testing``) starts on 127.0.0.1
 and the replies are scripted. The executed notebook is written to
 ``build/quickstart.executed.ipynb``; the example itself is never modified.
+
+Then the notebook runs a second time, as a fresh kernel would after Run All:
+every ``%%glm`` answer is replayed from the reply store (a fresh one in
+``build/demo-store``), with no request and at no cost.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "notebooks" / "quickstart.ipynb"
 OUT = HERE.parent / "build" / "quickstart.executed.ipynb"
+STORE = HERE.parent / "build" / "demo-store"
 
 
 class StreamingClient(NotebookClient):
@@ -75,17 +81,35 @@ def main() -> int:
             "Set RUNAPI_KEY to talk to real GLM models."
         )
     print(env_note)
+    # A fresh reply store for the demo, so the first run always asks and the second replays.
+    shutil.rmtree(STORE, ignore_errors=True)
+    os.environ["GLM_MAGIC_CACHE_DIR"] = str(STORE)
+    os.environ["GLM_MAGIC_CACHE"] = "replay"
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = StreamingClient(nb, timeout=600, kernel_name="python3", allow_errors=False)
     try:
-        client.execute(cwd=str(NOTEBOOK.parent))
+        StreamingClient(nb, timeout=600, kernel_name="python3").execute(cwd=str(NOTEBOOK.parent))
+        asked = len(server.requests) if server is not None else None
+        print("\n\033[1m== Second run (a fresh kernel): every answer replays ==\033[0m")
+        again = nbformat.read(NOTEBOOK, as_version=4)
+        StreamingClient(again, timeout=600, kernel_name="python3").execute(cwd=str(NOTEBOOK.parent))
+        made = len(server.requests) - asked if server is not None and asked is not None else None
     finally:
         if server is not None:
             server.close()
     OUT.parent.mkdir(exist_ok=True)
     nbformat.write(nb, OUT)
-    print(f"\n{env_note}\nExecuted notebook written to {OUT.relative_to(Path.cwd())}")
-    return 0
+    replayed = [
+        out["metadata"]["glm_magic"].get("replayed")
+        for cell in again.cells
+        for out in cell.get("outputs", [])
+        if "glm_magic" in out.get("metadata", {})
+    ]
+    summary = f"second run: {sum(map(bool, replayed))} of {len(replayed)} answers replayed"
+    if made is not None:
+        summary += f", {made} request(s) to the endpoint"
+    print(f"\n{env_note}\n{summary}")
+    print(f"Executed notebook written to {OUT.relative_to(Path.cwd())}")
+    return 0 if replayed and all(replayed) and not made else 1
 
 
 if __name__ == "__main__":

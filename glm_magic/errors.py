@@ -30,7 +30,9 @@ text (:meth:`GlmError.one_line`), never a traceback.
     ├── IncompleteReplyError ......... the model stopped for a reason other than "stop"
     │   ├── ContentFilteredError ..... finish_reason "sensitive", code 1301
     │   └── GenerationFailedError .... finish_reason "network_error"
-    └── StoppedError ................. the user stopped the reply (interrupt, Stop)
+    ├── StoppedError ................. the user stopped the reply (interrupt, Stop)
+    ├── BudgetError .................. a request would pass the spending limit (not sent)
+    └── StoreError ................... the reply store cannot be used (corrupt, locked)
 
 Errors raised while a reply was streaming carry the text received so far in
 :attr:`GlmError.partial`, so callers can keep it on screen. A reply cut by the
@@ -54,6 +56,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetError",
     "ConfigError",
     "ConnectError",
     "ContentFilteredError",
@@ -70,6 +73,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StoppedError",
+    "StoreError",
     "StreamBrokenError",
     "TimeoutError",
     "TransportError",
@@ -298,6 +302,18 @@ class StoppedError(GlmError):
     """The user stopped the reply (kernel interrupt or a Stop button)."""
 
     label = "Stopped"
+
+
+class BudgetError(GlmError):
+    """A request was refused before sending: its estimated cost would pass the limit."""
+
+    label = "Budget"
+
+
+class StoreError(GlmError):
+    """The reply store cannot be read or written; requests go to the API without it."""
+
+    label = "Reply store"
 
 
 def one_line(exc: BaseException) -> str:

@@ -32,13 +32,33 @@ from .events import (
 from .markdown import CodeBlock, code_blocks, join_code
 from .models import estimate_cost, format_cost, model_info
 
-__all__ = ["CUT_BLOCK_LEFT_OUT", "WAITING_NOTE", "Reply", "ReplyBuilder", "ToolCall"]
+__all__ = [
+    "CUT_BLOCK_LEFT_OUT",
+    "REPLAYED_LABEL",
+    "WAITING_NOTE",
+    "Reply",
+    "ReplyBuilder",
+    "ToolCall",
+    "answered",
+]
 
 #: What every code insertion says when the reply ended inside a code block.
 CUT_BLOCK_LEFT_OUT = "the reply was cut inside a code block, which was left out (unfinished)"
 
 #: What a placeholder says while its request waits for a free slot (GlmMagics.max_concurrent).
 WAITING_NOTE = "waiting for another GLM reply to finish…"
+
+#: The footer's label of a replayed reply (``{when}``: :func:`answered`).
+REPLAYED_LABEL = "replayed · first answered {when} · --refresh for a new answer"
+
+
+def answered(at: float | None) -> str:
+    """``2026-11-30 17:02`` (UTC) for a time in seconds since the epoch; ``?`` when unknown."""
+    if at is None:
+        return "?"
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass
@@ -67,6 +87,12 @@ class Reply:
     error: str = ""
     #: The output cap the request carried (``max_tokens``); ``None`` when none was sent.
     max_tokens: int | None = None
+    #: The reply store's key for the request (a hash; see ``glm_magic.core.store``), or "".
+    key: str = ""
+    #: When the reply was first answered (seconds since the epoch); ``None``: unknown.
+    answered_at: float | None = None
+    #: Shown from the reply store or a notebook's saved output, with no request made.
+    replayed: bool = False
 
     @property
     def complete(self) -> bool:
@@ -148,21 +174,26 @@ class Reply:
         )
 
     def footer(self) -> str:
-        """The one-line summary: model, tokens, time and estimated cost."""
+        """The one-line summary: model, tokens, time and estimated cost (a replay says so)."""
         parts = [self.model or "?"]
         if self.usage is not None:
             tokens = f"{self.usage.prompt_tokens:,} in / {self.usage.completion_tokens:,} out"
             if self.usage.cached_tokens:
                 tokens += f" ({self.usage.cached_tokens:,} cached)"
             parts.append(tokens)
-        parts.append(f"{self.elapsed:.1f} s")
         cost = self.cost
+        if self.replayed:
+            cost = None  # it cost nothing now; its original cost is in the provenance
+        else:
+            parts.append(f"{self.elapsed:.1f} s")
         if cost is not None:
             parts.append(format_cost(cost))
         if self.finish_reason not in (None, "stop"):
             parts.append(f"finish: {self.finish_reason}")
         if self.error:
             parts.append("incomplete")
+        if self.replayed:
+            parts.append(REPLAYED_LABEL.format(when=answered(self.answered_at)))
         return " · ".join(parts)
 
     def __str__(self) -> str:
@@ -310,4 +341,5 @@ class ReplyBuilder:
             tool_calls=self._tool_calls(),
             error=error,
             max_tokens=self.max_tokens,
+            answered_at=time.time(),
         )

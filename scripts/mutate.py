@@ -35,6 +35,8 @@ HTML = "tests/test_htmlrender.py"
 PANEL_PREVIEW = "tests/test_panel.py::test_the_panel_preview_masks_the_configured_key"
 CRASH_HOOK = "tests/peer/test_crash_hook.py"
 BRIDGE_KERNEL = "tests/kernel/test_bridge_kernel.py"
+REPLAY = "tests/kernel/test_replay.py"
+NBS = "tests/test_replay_notebooks.py"
 _NOTE_BELOW = (
     '        print("note: the code will appear as a new cell below when this cell finishes")\n'
 )
@@ -390,6 +392,50 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if found is None or here is None or not blocks:\n        return False",
         "    if found is None or here is None or not blocks:\n        return True",
         (f"{BRIDGE_KERNEL}::test_without_an_answer_everything_falls_back",),
+    ),
+    # -- issue 11: replay, provenance, spending limits --------------------------------------
+    Mutation(
+        "replay: a stored answer never looked up",
+        "glm_magic/core/replaying.py",
+        'found = self.replay.lookup(key) if mode == "replay" else None',
+        "found = None",
+        (f"{REPLAY}::test_a_second_run_replays_every_turn_with_no_request",),
+    ),
+    Mutation(
+        "replay: the temperature left out of the key",
+        "glm_magic/core/store.py",
+        '"temperature": settings.temperature,',
+        "",
+        (f"{REPLAY}::test_one_changed_input_makes_one_request",),
+    ),
+    Mutation(
+        "replay: a damaged store emptied",
+        "glm_magic/core/store.py",
+        "        if self._db is not None:\n            self._db.close()  # reconnect",
+        '        self.path.write_bytes(b"")\n        if self._db is not None:\n'
+        "            self._db.close()  # reconnect",
+        (f"{REPLAY}::test_a_truncated_store_file_is_one_line_and_the_request_goes_out",),
+    ),
+    Mutation(
+        "replay: a saved answer trusted without its hash",
+        "glm_magic/provenance.py",
+        '    if text_hash(text) != entry.get("text_sha256"):',
+        "    if False:",
+        (f"{NBS}::test_tampered_metadata_is_ignored_with_one_line",),
+    ),
+    Mutation(
+        "replay: the same cell inserted twice",
+        "glm_magic/ipython/cells.py",
+        "    existing = find_inserted(shell, reply.key)\n",
+        "    existing = None\n",
+        (f"{REPLAY}::test_insertion_is_idempotent",),
+    ),
+    Mutation(
+        "budget: the limit ignored",
+        "glm_magic/core/replay.py",
+        "    if spent + cost > limit:",
+        "    if False:",
+        (f"{REPLAY}::test_the_budget_refuses_in_one_line",),
     ),
 )
 

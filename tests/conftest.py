@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,12 @@ import pytest
 
 from glm_magic import config
 from glm_magic.testing import EndpointServer, serve
+
+# The reply store never touches the user's cache, and stays off unless a test turns it on:
+# other tests send the same prompt twice and count two requests. Set before any kernel or
+# subprocess starts, so they inherit it (tests of replay set GLM_MAGIC_CACHE themselves).
+os.environ["GLM_MAGIC_CACHE_DIR"] = tempfile.mkdtemp(prefix="glm-test-store-")
+os.environ.setdefault("GLM_MAGIC_CACHE", "off")
 
 #: A recognisable fake key: tests assert it never shows up anywhere.
 FAKE_KEY = "sk-glmtest-FAKEKEY-0123456789abcdef"

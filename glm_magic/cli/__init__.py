@@ -40,6 +40,7 @@ from ..core.session import Fixed, Session, Totals
 from ..defaults import DEFAULT_KEY_ENV, FALLBACK_KEY_ENV
 from ..errors import (
     AuthenticationError,
+    BudgetError,
     ConfigError,
     ConnectError,
     GlmError,
@@ -54,7 +55,7 @@ from ..notebook import LoadedNotebook, NewCell, read_notebook, same_file, write_
 from ..reply import CUT_BLOCK_LEFT_OUT
 from .args import build_parser
 from .cells import cells_for, insert_planned, mask_outputs
-from .exec import CellFailure, Executed, ExecutionFailed, execute_notebook
+from .exec import CellFailure, Executed, ExecutionFailed, execute_notebook, notebook_env
 from .report import Console, ConsoleRenderer, Heartbeat
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -69,6 +70,7 @@ _FATAL = (
     ModelNotFoundError,
     QuotaError,
     ConnectError,
+    BudgetError,
 )
 
 #: Per failing cell to handle, the cells to insert below it.
@@ -93,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return ERROR
+    if args.command == "provenance":
+        from .provenance import cmd_provenance
+
+        return cmd_provenance(args, console)
     try:
         status = _cmd_run(args, console) if args.command == "run" else _assist(args, console)
     except GlmError as exc:
@@ -180,12 +186,16 @@ def _ask_all(
     the others go on; an error every request would repeat (a refused key, an
     unknown model) stops the loop and is returned.
     """
+    from ..core.spend import env_budget
+
     chosen = _choose(executed.failures, args.max_fixes)
+    limit = args.budget_usd if args.budget_usd is not None else env_budget()
     totals = Totals()
     planned: Planned = []
     problems = 0
     fatal: GlmError | None = None
-    session = Session(Fixed(settings))
+    # The notebook's spending limit holds the command's own requests too.
+    session = Session(Fixed(settings, budget_usd=limit, budget_hint="--budget-usd N"))
     try:
         for item in executed.failures:
             label = f"{item.failure.label} {kind}"
@@ -329,7 +339,7 @@ def _execute(
             folder=path.resolve().parent,
             timeout=args.timeout,
             kernel=args.kernel,
-            env=env,
+            env=env if env is not None else notebook_env(path, args.budget_usd),
             on_cell=on_cell,
         )
     failed = len(executed.failures)

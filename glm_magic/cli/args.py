@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts.add_argument(
         "--kernel", default="python3", metavar="NAME", help="kernel to run (default python3)"
     )
+    run_opts.add_argument(
+        "--budget-usd",
+        type=float,
+        dest="budget_usd",
+        metavar="USD",
+        help="spending limit for the notebook's %%glm cells (default $GLM_MAGIC_BUDGET_USD)",
+    )
 
     model_opts = argparse.ArgumentParser(add_help=False)
     model_opts.add_argument(
@@ -139,4 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "This executes code the model wrote, unsandboxed, with your rights (files, "
         "network); only the key variables and GLM_* settings are withheld from it",
     )
+    provenance = commands.add_parser(
+        "provenance",
+        help="list a notebook's GLM outputs and inserted cells (model, time, cost, edited)",
+        description="List every GLM reply output and every inserted cell of a saved "
+        "notebook: model, time, cost, and whether an inserted cell was edited since. Runs "
+        "nothing. Exit status 1 when an entry is malformed.",
+    )
+    provenance.add_argument("notebook", metavar="NB.ipynb", help="the notebook to read")
     return parser

@@ -24,7 +24,14 @@ from typing import IO, Any
 from ..core.assist import defined_names
 from ..failures import Failure, strip_ansi
 
-__all__ = ["CellFailure", "Executed", "ExecutionFailed", "execute_notebook", "failures_of"]
+__all__ = [
+    "CellFailure",
+    "Executed",
+    "ExecutionFailed",
+    "execute_notebook",
+    "failures_of",
+    "notebook_env",
+]
 
 _QUOTED = re.compile(r"""['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 #: Lines of the kernel's own stderr shown when it dies: enough for the last traceback.
@@ -128,6 +135,22 @@ def _tail(log: IO[bytes]) -> str:
         return ""
     lines = [ln for ln in strip_ansi(text).splitlines() if ln.strip()]
     return "\n".join(lines[-_KERNEL_LOG_TAIL:])
+
+
+def notebook_env(path: Path, budget_usd: float | None = None) -> dict[str, str]:
+    """The kernel's environment for running ``path``: this process's, plus what replay needs.
+
+    ``GLM_MAGIC_NOTEBOOK`` names the notebook, so ``%%glm`` cells replay its
+    saved answers when the reply store lacks them; ``budget_usd`` is the
+    notebook's spending limit (``GLM_MAGIC_BUDGET_USD``).
+    """
+    import os
+
+    env = dict(os.environ)
+    env["GLM_MAGIC_NOTEBOOK"] = str(path.resolve())
+    if budget_usd is not None:
+        env["GLM_MAGIC_BUDGET_USD"] = repr(float(budget_usd))
+    return env
 
 
 def execute_notebook(

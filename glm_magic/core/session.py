@@ -12,6 +12,10 @@ Explain/Fix buttons and :func:`glm_magic.ask` all go through a
 3. :meth:`Session.run` (foreground, with interrupts) or :meth:`Session.start`
    (a background thread, for widgets) streams the reply through a renderer
    with the one stream driver (:mod:`glm_magic.core.runner`);
+   A request whose answer is in the reply store (or the notebook's saved
+   outputs) is not sent: the answer is replayed (:mod:`glm_magic.core.replay`),
+   unless the cache mode is ``off`` or ``refresh``; a request that would pass
+   the spending limit is refused before it is sent;
 4. the reply is remembered once (:meth:`Session.remember`): the
    conversation, the last reply, the totals, and the surface's own
    ``on_reply`` callback (the IPython layer writes ``_glm`` there).
@@ -28,8 +32,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Settings, resolve_settings
 from ..defaults import DEFAULT_KEY_ENV, DEFAULT_SYSTEM
-from ..models import ModelInfo, estimate_cost, estimate_tokens, format_cost, model_info
+from ..models import ModelInfo, estimate_cost, estimate_tokens, model_info
 from .conversation import Conversation
+from .replaying import KeyedRenderer, ReplayingSession
+from .spend import Totals, env_budget
 
 if TYPE_CHECKING:
     from ..client.chat import ChatClient
@@ -72,6 +78,12 @@ class Policy(Protocol):
     mask_secrets: bool
     stream: bool
     update_interval: float
+    #: ``off`` | ``replay`` | ``refresh`` (empty: ``$GLM_MAGIC_CACHE``, else ``replay``).
+    cache: str
+
+    @property
+    def budget_usd(self) -> float | None:
+        """Spending limit in USD for this session (``None``: none)."""
 
     def resolve(self, **overrides: Any) -> Settings:
         """Settings for one request; raises :class:`~glm_magic.errors.ConfigError`."""
@@ -85,6 +97,8 @@ class Defaults:
     mask_secrets: bool = True
     stream: bool = True
     update_interval: float = 0.12
+    cache: str = ""
+    budget_usd: float | None = field(default_factory=env_budget)
 
     def resolve(self, **overrides: Any) -> Settings:
         """Settings from ``$GLM_BASE_URL``, ``$GLM_MODEL``, ``$RUNAPI_KEY`` and ``overrides``."""
@@ -103,47 +117,14 @@ class Fixed:
     mask_secrets: bool = True
     stream: bool = True
     update_interval: float = 0.12
+    cache: str = ""
+    budget_usd: float | None = field(default_factory=env_budget)
+    #: How the budget refusal tells the user to raise the limit.
+    budget_hint: str = "--budget-usd N"
 
     def resolve(self, **overrides: Any) -> Settings:
         """The fixed settings (per-request overrides are not offered here)."""
         return self.settings
-
-
-@dataclass
-class Totals:
-    """Tokens and cost over a session's replies (complete or partial)."""
-
-    replies: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    #: Replies whose cost is unknown (stopped before usage, or a model without prices).
-    unpriced: int = 0
-
-    def add(self, reply: Reply) -> None:
-        """Count one reply."""
-        self.replies += 1
-        if reply.usage is not None:
-            self.prompt_tokens += reply.usage.prompt_tokens
-            self.completion_tokens += reply.usage.completion_tokens
-        cost = reply.cost
-        if cost is None:
-            self.unpriced += 1
-        else:
-            self.cost += cost
-
-    def line(self) -> str:
-        """``total: 2 replies · 1,200 in / 300 out tokens · ~$0.0030``."""
-        plural = "y" if self.replies == 1 else "ies"
-        parts = [
-            f"total: {self.replies} repl{plural}",
-            f"{self.prompt_tokens:,} in / {self.completion_tokens:,} out tokens",
-        ]
-        if self.unpriced:
-            parts.append("cost unknown (model not in the price list)")
-        else:
-            parts.append(format_cost(self.cost))
-        return " · ".join(parts)
 
 
 @dataclass
@@ -167,7 +148,7 @@ class Prepared:
         return estimate_cost(self.info, tokens, 0)
 
 
-class Session:
+class Session(ReplayingSession):
     """One user's GLM session: settings, clients, conversation, last reply, totals."""
 
     def __init__(
@@ -184,6 +165,7 @@ class Session:
         self.last_reply: Reply | None = None
         self.totals = Totals()
         self._clients: dict[tuple[object, ...], ChatClient] = {}
+        self._replay = None
 
     def __repr__(self) -> str:
         return f"<Session {len(self.conversation.turns)} turns, {self.totals.replies} replies>"
@@ -319,20 +301,31 @@ class Session:
         stream: bool | None = None,
         out: str | None = None,
         conversation: Conversation | None = None,
+        refresh: bool = False,
     ) -> Reply:
-        """Stream (or fetch) the reply in the foreground; remember it, also when it failed.
+        """Replay the stored answer, or stream (or fetch) it; remember it, also when it failed.
 
         Raises the client's :class:`~glm_magic.errors.GlmError` (its ``partial``
-        is shown and remembered first); an interrupt stops the stream at once.
+        is shown and remembered first), :class:`~glm_magic.errors.BudgetError`
+        before sending a request that could pass the limit; an interrupt stops
+        the stream at once. ``refresh`` asks again and replaces the stored answer.
         """
         from ..config import without_keys
         from ..errors import GlmError
         from .runner import run_foreground
 
         settings = prepared.settings
+        mode, key, found = self.lookup_request(prepared, refresh)
+        if found is not None:  # shown at once, no request, no key needed, nothing run
+            renderer.start()
+            renderer.finish(found)
+            self.remember(prepared.remember_as, found, out, conversation)
+            return found
         settings.require_key()
+        self.check_budget(prepared)
         messages = without_keys(prepared.messages, settings)
         client = self.client(settings)
+        renderer = KeyedRenderer(renderer, key)  # the shown output carries its key
         try:
             if stream if stream is not None else self.policy.stream:
                 reply = run_foreground(client.stream(messages, settings), renderer, settings.model)
@@ -347,8 +340,10 @@ class Session:
                 renderer.finish(reply)
         except GlmError as exc:
             if exc.partial is not None:
+                exc.partial.key = key
                 self.remember(prepared.remember_as, exc.partial, out, conversation)
             raise
+        self.keep_reply(mode, key, reply)
         self.remember(prepared.remember_as, reply, out, conversation)
         return reply
 
@@ -359,16 +354,39 @@ class Session:
         on_done: Callable[[Reply, Exception | None], None],
         *,
         conversation: Conversation | None = None,
+        refresh: bool = False,
     ) -> BackgroundRun:
-        """Stream in a background thread (widgets); remembered before ``on_done`` runs."""
+        """Stream in a background thread (widgets); remembered before ``on_done`` runs.
+
+        A stored answer is replayed through the same driver; a request refused
+        by the spending limit ends at once with the :class:`~glm_magic.errors.BudgetError`.
+        """
         from ..config import without_keys
-        from .runner import BackgroundRun
+        from ..errors import BudgetError
+        from .replay import CannedStream
+        from .runner import BackgroundRun, Stoppable
 
         settings = prepared.settings
-        messages = without_keys(prepared.messages, settings)
-        stream = self.client(settings).stream(messages, settings)
+        mode, key, found = self.lookup_request(prepared, refresh)
+        stream: Stoppable
+        if found is not None:
+            stream = CannedStream(found)
+        else:
+            try:
+                self.check_budget(prepared)
+            except BudgetError as exc:
+                stream = CannedStream(None, exc)
+            else:
+                messages = without_keys(prepared.messages, settings)
+                stream = self.client(settings).stream(messages, settings)
 
         def done(reply: Reply, error: Exception | None) -> None:
+            if found is not None and error is None:
+                reply = found  # the stored answer itself, marked replayed
+            elif error is None:
+                self.keep_reply(mode, key, reply)
+            else:
+                reply.key = key
             try:
                 self.remember(prepared.remember_as, reply, None, conversation)
             finally:

@@ -98,6 +98,7 @@ def _assist(magics: GlmMagics, kind: str, args: list[str]) -> Reply | None:
         stream=not opts.no_stream,
         out=opts.out,
         insert=kind == "fix" and not getattr(opts, "no_insert", False) and not replace,
+        refresh=opts.refresh,
     )
     if replace:
         from .bridge import insert_reply, propose_fix

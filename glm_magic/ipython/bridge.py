@@ -297,7 +297,9 @@ def insert_reply(shell: Any, reply: Reply) -> bool:
     blocks = _code_blocks(reply)
     if found is None or here is None or not blocks:
         return False
-    cells = [{"cell_type": "code", "source": code_cell_source(c, reply.model)} for c in blocks]
+    cells = [
+        {"cell_type": "code", "source": code_cell_source(c, reply.model, reply.key)} for c in blocks
+    ]
     if found.insert(here, cells, model=reply.model, request_id=reply.request_id) is None:
         return False
     if reply.cut_code:

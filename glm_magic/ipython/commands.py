@@ -1,4 +1,4 @@
-"""The ``%glm`` sub-commands: key, reset, history, models, config.
+"""The ``%glm`` sub-commands: key, reset, history, models, config, cost.
 
 Each ``cmd_NAME(magics, args)`` takes the loaded :class:`~glm_magic.ipython.magics.GlmMagics`
 and the words after the sub-command. They print or display their result and
@@ -18,7 +18,15 @@ from ..markdown import escape_text
 #: The loaded :class:`~glm_magic.ipython.magics.GlmMagics` (duck-typed: it imports this module).
 GlmMagics = Any
 
-__all__ = ["COMMANDS", "cmd_config", "cmd_history", "cmd_key", "cmd_models", "cmd_reset"]
+__all__ = [
+    "COMMANDS",
+    "cmd_config",
+    "cmd_cost",
+    "cmd_history",
+    "cmd_key",
+    "cmd_models",
+    "cmd_reset",
+]
 
 #: Sub-command names and their one-line help, in the order ``%glm help`` shows them.
 COMMANDS: dict[str, str] = {
@@ -27,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "history": "show the conversation so far",
     "models": "the endpoint's models with context window, thinking and prices",
     "config": "the effective settings (the key is never shown)",
+    "cost": "spend in this kernel by model, the spending limit, and what replays saved",
     "explain": "[N] explain the last failure (or In [N]'s): root cause first",
     "fix": "[N] [--replace] diagnose the last failure; insert the fix below (or show a diff)",
     "insert": "[--file PATH] [--after CELL_ID] write the last reply's code into a notebook file",
@@ -190,5 +199,44 @@ def cmd_config(magics: GlmMagics, args: list[str]) -> None:
         f"max_tokens      {s.max_tokens if s.max_tokens is not None else 'server default'}",
         f"thinking        {s.thinking if s.thinking is not None else 'model default'}",
         f"conversation    {len(magics.conversation.turns)} turns",
+        f"cache           {_cache_line(magics)}",
+        f"budget          {_budget_line(magics)}",
     ]
+    print("\n".join(lines))
+
+
+def _cache_line(magics: GlmMagics) -> str:
+    try:
+        mode = magics.session.cache_mode()
+    except ConfigError as exc:
+        return exc.one_line()
+    from ..core.store import cache_dir
+
+    return f"{mode} (store in {cache_dir()})"
+
+
+def _budget_line(magics: GlmMagics) -> str:
+    limit = magics.session.policy.budget_usd
+    spent = magics.session.totals.cost
+    return f"none (~${spent:.4f} spent)" if limit is None else f"${limit:.4f} (~${spent:.4f} spent)"
+
+
+def cmd_cost(magics: GlmMagics, args: list[str]) -> None:
+    """Print what this kernel's requests cost by model, the limit, and what replays saved."""
+    _no_args("cost", args)
+    totals = magics.session.totals
+    lines = [f"spent ~${totals.cost:.4f} on {totals.replies} request(s) in this kernel"]
+    for model, cost in sorted(totals.by_model.items(), key=lambda item: -item[1]):
+        lines.append(f"  {model}: ~${cost:.4f}")
+    if totals.unpriced:
+        lines.append(f"  {totals.unpriced} reply(ies) of unknown cost not counted")
+    limit = magics.session.policy.budget_usd
+    lines.append(
+        "limit: none (%config GlmMagics.budget_usd = N sets one)"
+        if limit is None
+        else f"limit: ${limit:.4f} (${max(limit - totals.cost, 0.0):.4f} left)"
+    )
+    lines.append(
+        f"replayed {totals.replayed} answer(s) with no request, saving ~${totals.saved:.4f}"
+    )
     print("\n".join(lines))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, Unicode, observe
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 # Only the defaults at load: the session, settings and errors are imported on the
 # first request, so %load_ext stays cheap (benchmarks/bench_load.py).
@@ -102,6 +102,32 @@ class GlmMagics(Magics):
     mask_secrets = Bool(
         True, help="Mask keys, tokens and passwords in notebook context before it is sent."
     ).tag(config=True)
+    cache = Unicode(
+        "",
+        help="Reply store: 'replay' (a request answered before is shown again, no request), "
+        "'refresh' (always ask, keep the new answer), 'off'; empty: $GLM_MAGIC_CACHE, "
+        "else 'replay'.",
+    ).tag(config=True)
+    budget_usd = Float(
+        None,
+        allow_none=True,
+        help="Spending limit (USD) for this kernel session: a request whose estimated cost "
+        "would pass it is refused (None: $GLM_MAGIC_BUDGET_USD, else no limit).",
+    ).tag(config=True)
+
+    @validate("cache")
+    def _valid_cache(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip().lower()
+        if value not in ("", "off", "replay", "refresh"):
+            raise TraitError(f"cache must be 'off', 'replay' or 'refresh', not {value!r}")
+        return value
+
+    @validate("budget_usd")
+    def _valid_budget(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and not value >= 0:
+            raise TraitError(f"budget_usd must be 0 or more (or None), not {value!r}")
+        return value  # type: ignore[no-any-return]
 
     @observe("buttons")
     def _buttons_changed(self, change: Any) -> None:
@@ -130,6 +156,10 @@ class GlmMagics(Magics):
 
             self._session = Session(self, shell=self.shell, on_reply=self._write_namespace)
         return self._session
+        if self.budget_usd is None:
+            from ..core.spend import env_budget
+
+            self.budget_usd = env_budget()
 
     @property
     def conversation(self) -> Conversation:
@@ -225,6 +255,7 @@ class GlmMagics(Magics):
         context: str | Sequence[str] | None = None,
         dry_run: bool = False,
         insert: bool = False,
+        refresh: bool = False,
         **overrides: Any,
     ) -> Reply | None:
         """Send ``prompt`` with the conversation (and any context); show and return the reply.
@@ -251,7 +282,13 @@ class GlmMagics(Magics):
             print(dry_run_report(messages, prepared.info, max_output=settings.max_tokens))
             return None
         return self.run_prepared(
-            prepared, stream=stream, fmt=fmt, out=out, renderer=renderer, insert=insert
+            prepared,
+            stream=stream,
+            fmt=fmt,
+            out=out,
+            renderer=renderer,
+            insert=insert,
+            refresh=refresh,
         )
 
     def run_prepared(
@@ -263,15 +300,16 @@ class GlmMagics(Magics):
         out: str | None = None,
         renderer: Renderer | None = None,
         insert: bool = False,
+        refresh: bool = False,
     ) -> Reply:
-        """Show the notes, then stream the prepared request through the session and show it."""
+        """Show the notes, then replay or stream the prepared request through the session.
+
+        A replayed answer needs no key (a shared notebook re-runs offline);
+        a request that must be sent does.
+        """
         from ..errors import ConfigError
 
         settings = prepared.settings
-        try:
-            settings.require_key()
-        except ConfigError as exc:
-            raise UsageError(exc.one_line()) from None
         if prepared.notes:
             print("note: " + "; ".join(prepared.notes))
         from ..safety import key_warnings
@@ -279,12 +317,17 @@ class GlmMagics(Magics):
         for warning in key_warnings(settings):
             print(f"⚠ {warning}", file=sys.stderr)
         view = renderer or self.renderer(settings.model, fmt)
-        reply = self.session.run(prepared, view, stream=stream, out=out)
+        try:
+            reply = self.session.run(prepared, view, stream=stream, out=out, refresh=refresh)
+        except ConfigError as exc:  # no key, or a bad cache setting: before any request
+            raise UsageError(exc.one_line()) from None
         if insert:
             from .bridge import insert_reply
-            from .cells import insert_reply_code
+            from .cells import already_inserted, insert_reply_code
 
-            if not insert_reply(self.shell, reply):  # no notebook bridge: one payload cell
+            if already_inserted(self.shell, reply):  # a re-run: the notebook holds the cell
+                pass
+            elif not insert_reply(self.shell, reply):  # no notebook bridge: one payload cell
                 insert_reply_code(self.shell, reply, out or "_glm")
         return reply
 
@@ -360,6 +403,7 @@ class GlmMagics(Magics):
             context=args.context,
             dry_run=args.dry_run,
             insert=args.insert,
+            refresh=args.refresh,
             **sampling_overrides(args),
         )
 

@@ -29,8 +29,8 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The sampling options of ``%%glm``, ``%glm QUESTION``, ``%glm explain`` and ``%glm fix``:
-#: ``(flags, argparse keyword arguments)``.
+#: The sampling options (and ``--refresh``) of ``%%glm``, ``%glm QUESTION``,
+#: ``%glm explain`` and ``%glm fix``: ``(flags, argparse keyword arguments)``.
 SAMPLING: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("-s", "--system"),
@@ -50,6 +50,10 @@ SAMPLING: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     ),
     (("--no-think",), {"action": "store_false", "dest": "think", "help": "thinking mode off"}),
     (("--no-stream",), {"action": "store_true", "help": "wait for the whole reply"}),
+    (
+        ("-r", "--refresh"),
+        {"action": "store_true", "help": "ask again even if answered before (new stored answer)"},
+    ),
 )
 
 

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..core.runner import paced_interval
 from ..htmlrender import REPLY_CSS, escape, reply_html
 from ..markdown import join_code
+from ..provenance import provenance
 from ..reply import WAITING_NOTE
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _plain(text: str, footer: str, error: str) -> str:
 def reply_bundle(
     reply: Reply, fmt: str = "markdown", *, show_error: bool = True
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """The final MIME bundle and metadata for a reply.
+    """The final MIME bundle and metadata (the reply's provenance) for a reply.
 
     ``show_error=False`` leaves the error line out, for callers that show
     the error on its own (the magic raises it as the cell's one-line error).
@@ -101,26 +102,8 @@ def reply_bundle(
             done=True,
             fmt=fmt,
         )
-    usage = reply.usage
-    meta = {
-        "glm_magic": {
-            "model": reply.model,
-            "finish_reason": reply.finish_reason,
-            "request_id": reply.request_id,
-            "complete": reply.complete,
-            "truncated": reply.truncated,
-            "elapsed": round(reply.elapsed, 3),
-            "cost_usd": reply.cost,
-            "usage": None
-            if usage is None
-            else {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
-        }
-    }
+    # Provenance: where the answer came from, and enough to replay it from a saved notebook.
+    meta = {"glm_magic": provenance(reply, reply.text.rstrip())}
     return data, meta
 
 

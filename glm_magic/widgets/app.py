@@ -84,7 +84,8 @@ class ChatPanel(PanelLayout):
             picker.observe(lambda _c: self.update_estimate(), names="value")
         self.model_picker.observe(lambda _c: self._show_facts(), names="value")
 
-        self._show_header()
+        self._restore()
+        self._show_header(len(self.conversation.turns))
         self._show_facts()
         self._show_totals(self.totals)
         self._show_context_fields()
@@ -201,6 +202,18 @@ class ChatPanel(PanelLayout):
         self._show_facts()
 
     # -- transcript --------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Show again the conversation this notebook's panel had (restart, reload)."""
+        from ..reply import Reply
+
+        for turn in self.session.panel_turns():
+            self.conversation.add(turn["user"], turn["assistant"], turn["model"])
+            view = ReplyView(turn["model"], insert_note=self._insert_note(len(self.replies)))
+            reply = Reply(text=turn["assistant"], model=turn["model"], finish_reason="stop")
+            view.finish(reply, extra_footer="restored from an earlier session")
+            self.replies.append(reply)
+            self._append(self._user_turn(turn["user"]), view.box)
 
     def _append(self, *widgets: Any) -> None:
         self.transcript.children = (*self.transcript.children, *widgets)
@@ -323,6 +336,7 @@ class ChatPanel(PanelLayout):
         with self._lock:
             self.replies.append(reply)
             add_to_totals(self.totals, reply)
+        self.session.save_panel(self.conversation)
         self._show_header(len(self.conversation.turns))
         self._show_totals(self.totals)
 
@@ -340,6 +354,7 @@ class ChatPanel(PanelLayout):
             run.thread.join(5)
         with self._lock:
             self.conversation.reset()
+        self.session.save_panel(self.conversation)
         self.transcript.children = ()
         self._show_header(0)
         self.send_button.disabled = False

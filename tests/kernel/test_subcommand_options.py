@@ -20,6 +20,7 @@ BAD = {
     "history": ("%glm history --nope", "%glm history takes no arguments"),
     "models": ("%glm models --nope", "%glm models takes no arguments"),
     "config": ("%glm config --nope", "%glm config takes no arguments"),
+    "cost": ("%glm cost --nope", "%glm cost takes no arguments"),
     "explain": ("%glm explain --nope", "%glm explain: unrecognized arguments: --nope"),
     "fix": ("%glm fix --nope", "%glm fix: unrecognized arguments: --nope"),
     "insert": ("%glm insert --nope", "%glm insert: unrecognized arguments: --nope"),
