@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXAMPLES",
     "KEY_VARS",
+    "SUITE_STORE",
     "clean_env",
     "clear_glm_env",
     "loaded_kernel",
@@ -32,9 +33,14 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notebooks"
 KEY_VARS = ("RUNAPI_KEY", "GLM_API_KEY")
 
 
+#: The suite's reply-store settings (tests/conftest.py: off, in a scratch folder): kept.
+SUITE_STORE = ("GLM_MAGIC_CACHE", "GLM_MAGIC_CACHE_DIR")
+
+
 def _ours(name: str) -> bool:
-    # The key variables and every GLM_* setting (base URL, model, timeouts).
-    return name in KEY_VARS or name.startswith("GLM_")
+    # The key variables and every GLM_* setting (base URL, model, timeouts), but not the
+    # suite's reply store: a child must never replay, nor write to the user's cache.
+    return (name in KEY_VARS or name.startswith("GLM_")) and name not in SUITE_STORE
 
 
 def clean_env(base_url: str | None = None, **extra: str) -> dict[str, str]:

@@ -101,6 +101,7 @@ SUB_COMMANDS = [
     "history",
     "models",
     "config",
+    "cost",
     "explain",
     "fix",
     "insert",
