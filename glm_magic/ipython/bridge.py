@@ -1,6 +1,6 @@
 """The notebook bridge's comm in the kernel, to the ``glm-magic-bridge`` frontend extension.
 
-How it works, given what ipykernel (7.x) really does (DESIGN.md section 2):
+How it works, given what ipykernel (7.x) really does (docs/bridge.md):
 messages from the kernel reach the frontend at any time, but messages from
 the frontend are handled only when no cell is running. So nothing here ever
 waits for the frontend on the main thread:
