@@ -44,6 +44,7 @@ __all__ = [
     "current_cell_id",
     "get",
     "insert_reply",
+    "live_notebook_finder",
     "propose_fix",
     "start",
     "stop",
@@ -252,10 +253,32 @@ def active(shell: Any) -> Bridge | None:
     return found if found is not None and found.detected else None
 
 
+def live_notebook_finder(shell: Any, key_prefix: str) -> str | None:
+    """Where the open notebook (unsaved cells too) holds the cell inserted for a request.
+
+    Registered with :func:`glm_magic.ipython.cells.register_cell_finder`, so a re-run
+    of ``%%glm --insert`` or ``%glm fix`` finds a cell inserted but not yet saved.
+    """
+    from ..provenance import read_mark
+
+    found = active(shell)
+    snapshot = found.live_snapshot() if found is not None else None
+    if snapshot is None:
+        return None  # no bridge: the saved file is asked next
+    for index, cell in enumerate(snapshot.cells):
+        mark = read_mark(cell.source) if cell.cell_type == "code" else None
+        if mark is not None and mark.key_prefix == key_prefix:
+            return f"cell {index + 1} of the open notebook"
+    return None
+
+
 def start(shell: Any) -> Bridge | None:
     """Open the bridge comm for ``shell`` (idempotent; nothing outside a kernel)."""
     if getattr(shell, "kernel", None) is None:
         return None
+    from .cells import register_cell_finder
+
+    register_cell_finder(live_notebook_finder)
     found = _bridges.get(id(shell))
     if found is None:
         found = _bridges[id(shell)] = Bridge(shell)

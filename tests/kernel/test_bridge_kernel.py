@@ -177,3 +177,28 @@ def test_waiting_for_the_frontend_is_bounded(
     assert ex.stdout.strip() == "False [None] None", ex.stdout
     [request] = comm_messages(ex, "snapshot_request")
     assert request["v"] == 1 and request["id"]
+
+
+def test_a_rerun_finds_its_inserted_cells_in_the_live_notebook(
+    loaded: tuple[Kernel, Frontend, Execution],
+) -> None:
+    # Issue 11's idempotent insertion, through the bridge: the inserted cells are not
+    # saved yet, so only the live notebook (the snapshot before the re-run) holds them.
+    k, front, _ = loaded
+    front.send({"v": 1, "op": "hello", "frontend": "TestLab 1"})
+    cell = f"%%glm --new --insert\n{THREE_BLOCKS}"
+    first = k.run(cell, cell_id="c5")
+    [insert] = comm_messages(first, "insert")
+    inserted = [
+        {"id": f"n{i}", "cell_type": "code", "source": c["source"]}
+        for i, c in enumerate(insert["cells"])
+    ]
+    front.snapshot("c5", [{"id": "c5", "cell_type": "code", "source": cell}, *inserted])
+    again = k.run(cell, cell_id="c5")
+    assert again.status == "ok", again.messages
+    assert not comm_messages(again, "insert") and again.payloads == []
+    assert "already holds this answer's cell (cell 2 of the open notebook)" in again.stdout
+    # Without those cells in the notebook, the same re-run inserts them again.
+    front.snapshot("c5", [{"id": "c5", "cell_type": "code", "source": cell}])
+    third = k.run(cell, cell_id="c5")
+    assert len(comm_messages(third, "insert")) == 1
