@@ -119,8 +119,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "set_next_input called twice on %glm fix",
         "glm_magic/ipython/cells.py",
-        "    shell.set_next_input(code_cell_source(code, reply.model), replace=False)\n",
-        "    shell.set_next_input(code_cell_source(code, reply.model), replace=False)\n" * 2,
+        "    shell.set_next_input(code_cell_source(code, reply.model, reply.key), replace=False)\n",
+        "    shell.set_next_input(code_cell_source(code, reply.model, reply.key), replace=False)\n"
+        * 2,
         ("tests/kernel/test_explain_fix.py::test_fix_streams_and_inserts_exactly_one_cell",),
     ),
     Mutation(
