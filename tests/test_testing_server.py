@@ -304,6 +304,7 @@ def test_keys_are_optional_and_masked_in_log(
     assert first.auth_digest == bearer_digest(key)
     assert first.auth_digest != bearer_digest(key[:-1])
     assert anonymous.auth_digest is None
+    endpoint.wait_for_outcome(0)  # recorded after the last write
     remote = client.get(client.base_url.copy_with(path="/_test/requests")).json()
     assert remote[0]["headers"]["authorization"] == "Bearer ***"
     assert remote[0]["auth_digest"] == bearer_digest(key)

@@ -11,7 +11,7 @@ transport is :mod:`.server`. This module owns the public surface (:func:`serve`,
             "model": "glm-4.7+fault=429+fail_times=1",
             "messages": [{"role": "user", "content": "hi"}],
         })
-        assert srv.requests[0].outcome == "fault"
+        assert srv.wait_for_outcome(0) == "fault"  # recorded after the last write
 
 Routes: ``GET /v1/models``; ``POST /v1/chat/completions`` (also without ``/v1``);
 ``GET /_test/requests`` (the log as JSON) and ``POST /_test/reset``, so a server in

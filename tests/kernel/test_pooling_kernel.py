@@ -115,7 +115,9 @@ def test_a_cell_over_the_limit_waits_and_shows_it(tls_kernel: Kernel, srv: Endpo
     ex.messages[:0] = early
     assert ex.status == "ok" and ex.answer
     assert WAITING_NOTE not in str(ex.final_bundle())
-    assert [r.outcome for r in srv.requests] == ["completed", "completed"]
+    # Outcomes are recorded after the server's last write: wait for them, do not race them.
+    assert [srv.wait_for_outcome(i, TIMEOUT) for i in range(2)] == ["completed", "completed"]
+    assert len(srv.requests) == 2
     assert srv.peak_in_flight == 1
 
 
