@@ -32,7 +32,8 @@ text (:meth:`GlmError.one_line`), never a traceback.
     │   └── GenerationFailedError .... finish_reason "network_error"
     ├── StoppedError ................. the user stopped the reply (interrupt, Stop)
     ├── BudgetError .................. a request would pass the spending limit (not sent)
-    └── StoreError ................... the reply store cannot be used (corrupt, locked)
+    ├── StoreError ................... the reply store cannot be used (corrupt, locked)
+    └── ToolError .................... an agent's tool call cannot be done (told to the model)
 
 Errors raised while a reply was streaming carry the text received so far in
 :attr:`GlmError.partial`, so callers can keep it on screen. A reply cut by the
@@ -76,6 +77,7 @@ __all__ = [
     "StoreError",
     "StreamBrokenError",
     "TimeoutError",
+    "ToolError",
     "TransportError",
     "one_line",
     "redact",
@@ -314,6 +316,16 @@ class StoreError(GlmError):
     """The reply store cannot be read or written; requests go to the API without it."""
 
     label = "Reply store"
+
+
+class ToolError(GlmError):
+    """An agent's tool call cannot be done: unknown tool, bad arguments, a failing tool.
+
+    It never reaches the user as an error: its one line goes back to the model as
+    the call's result, and the task goes on.
+    """
+
+    label = "Error"
 
 
 def one_line(exc: BaseException) -> str:

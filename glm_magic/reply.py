@@ -36,6 +36,7 @@ __all__ = [
     "CUT_BLOCK_LEFT_OUT",
     "REPLAYED_LABEL",
     "WAITING_NOTE",
+    "AgentStep",
     "Reply",
     "ReplyBuilder",
     "ToolCall",
@@ -72,8 +73,40 @@ class ToolCall:
 
 
 @dataclass
+class AgentStep:
+    """One tool call of an agent task (``%%glm --agent``) and what became of it."""
+
+    #: The tool the model called (as the model spelled it, also when unknown).
+    tool: str
+    #: The parsed arguments; the raw text when they were not a JSON object.
+    arguments: dict[str, object] | str
+    #: What the model was told (cut to the result budget, secrets masked).
+    result: str
+    #: ``ok`` | ``error`` | ``declined`` | ``stopped`` | ``interrupted`` | ``not run``.
+    status: str
+    #: True / False for a step that needed the user's approval; None for one that did not.
+    approved: bool | None = None
+    #: Seconds the tool took (the user's approval excluded).
+    elapsed: float = 0.0
+    #: The model's id for the call.
+    call_id: str = ""
+
+    @property
+    def code(self) -> str:
+        """The Python this step ran (``run_python``), or ""."""
+        if self.tool == "run_python" and isinstance(self.arguments, dict):
+            code = self.arguments.get("code")
+            return code if isinstance(code, str) else ""
+        return ""
+
+
+@dataclass
 class Reply:
-    """One model reply (possibly partial when an error or a Stop cut it short)."""
+    """One model reply (possibly partial when an error or a Stop cut it short).
+
+    For an agent task it is the whole task: the text of every turn, the steps,
+    and usage summed over all its requests.
+    """
 
     text: str = ""
     reasoning: str = ""
@@ -93,6 +126,19 @@ class Reply:
     answered_at: float | None = None
     #: Shown from the reply store or a notebook's saved output, with no request made.
     replayed: bool = False
+    #: An agent task's tool calls in order (empty for a plain reply).
+    steps: list[AgentStep] = field(default_factory=list)
+    #: Requests this reply took (an agent task makes one per turn).
+    requests: int = 1
+
+    @property
+    def ran_code(self) -> str:
+        """The code of an agent task's approved steps that ran without error, as one cell.
+
+        Failed steps are left out: the model's fix of a failing step follows it.
+        """
+        ran = [s.code.strip("\n") for s in self.steps if s.approved and s.status == "ok"]
+        return "\n\n".join(code for code in ran if code)
 
     @property
     def complete(self) -> bool:
@@ -176,6 +222,9 @@ class Reply:
     def footer(self) -> str:
         """The one-line summary: model, tokens, time and estimated cost (a replay says so)."""
         parts = [self.model or "?"]
+        if self.steps or self.requests > 1:
+            parts.append(f"{len(self.steps)} step{'' if len(self.steps) == 1 else 's'}")
+            parts.append(f"{self.requests} request{'' if self.requests == 1 else 's'}")
         if self.usage is not None:
             tokens = f"{self.usage.prompt_tokens:,} in / {self.usage.completion_tokens:,} out"
             if self.usage.cached_tokens:

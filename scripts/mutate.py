@@ -37,6 +37,7 @@ CRASH_HOOK = "tests/peer/test_crash_hook.py"
 BRIDGE_KERNEL = "tests/kernel/test_bridge_kernel.py"
 REPLAY = "tests/kernel/test_replay.py"
 NBS = "tests/test_replay_notebooks.py"
+AGENT = "tests/kernel/test_agent_kernel.py"
 _NOTE_BELOW = (
     '        print("note: the code will appear as a new cell below when this cell finishes")\n'
 )
@@ -438,7 +439,82 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if False:",
         (f"{REPLAY}::test_the_budget_refuses_in_one_line",),
     ),
+    # -- the notebook agent (issue 10) ----------------------------------------------------------
+    Mutation(
+        "agent: acting tools run without asking",
+        "glm_magic/core/agent.py",
+        "        if self.toolbox.needs_approval(name) and not self.task.approve_all:",
+        "        if False:",
+        (
+            f"{AGENT}::test_a_tool_result_cannot_approve_anything",
+            f"{AGENT}::test_a_declined_step_does_not_run_and_the_model_is_told",
+        ),
+    ),
+    Mutation(
+        "agent: a declined step runs anyway",
+        "glm_magic/core/agent.py",
+        '            elif decision == "skip":',
+        '            elif decision == "never":',
+        (f"{AGENT}::test_a_declined_step_does_not_run_and_the_model_is_told",),
+    ),
+    Mutation(
+        "agent: 'all' approves only this step",
+        "glm_magic/core/agent.py",
+        '            if decision == "all":\n                self.task.approve_all = True',
+        '            if decision == "all":\n                pass',
+        (f"{AGENT}::test_approve_all_asks_once_for_the_task",),
+    ),
+    Mutation(
+        "agent: tool results not masked",
+        "glm_magic/core/agent.py",
+        "        text = truncate_middle(self.clean(result), RESULT_CHARS)",
+        "        text = truncate_middle(result, RESULT_CHARS)",
+        (f"{AGENT}::test_secrets_in_variables_never_reach_a_request",),
+    ),
+    Mutation(
+        "agent: a step's output shown unmasked",
+        "glm_magic/ipython/agent.py",
+        "    actions = KernelActions(shell, bridge, settings.model, settings.redactor())",
+        "    actions = KernelActions(shell, bridge, settings.model)",
+        (f"{AGENT}::test_the_key_is_masked_in_what_a_step_shows",),
+    ),
+    Mutation(
+        "agent: no step limit",
+        "glm_magic/core/agent.py",
+        "                if len(loop.task.steps) >= limits.max_steps:",
+        "                if False:",
+        (f"{AGENT}::test_max_steps_ends_the_task_and_keeps_the_transcript",),
+    ),
+    Mutation(
+        "agent: no budget",
+        "glm_magic/core/agent.py",
+        "        if spent + upcoming > budget:",
+        "        if False:",
+        (f"{AGENT}::test_the_budget_stops_before_a_request_that_could_pass_it",),
+    ),
+    Mutation(
+        "agent: bad calls unbounded",
+        "glm_magic/core/agent.py",
+        "            if loop.task.bad_calls >= MAX_BAD_CALLS:",
+        "            if False:",
+        (f"{AGENT}::test_endless_bad_calls_are_bounded",),
+    ),
+    Mutation(
+        "agent: headless input treated as a yes",
+        "glm_magic/ipython/agent.py",
+        '                    self.headless = True\n                    decision = "unasked"',
+        '                    decision = "run"',
+        (f"{AGENT}::test_headless_runs_nothing_and_says_so_in_one_line",),
+    ),
+    Mutation(
+        "agent: an interrupted step goes on",
+        "glm_magic/core/agent.py",
+        "        except (StoppedError, KeyboardInterrupt) as exc:",
+        "        except ZeroDivisionError as exc:",
+        (f"{AGENT}::test_interrupt_during_a_step_ends_the_task_and_reports_the_step",),
+    ),
 )
+
 
 
 def _copy(dest: Path) -> None:

@@ -61,11 +61,15 @@ Message = Mapping[str, Any]
 _USAGE_UNASKED_HOSTS = ("runapi.ai", "api.z.ai", "open.bigmodel.cn")
 
 
+def _is_glm_host(settings: Settings) -> bool:
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    return any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)
+
+
 def _asks_for_stream_usage(settings: Settings) -> bool:
     if settings.stream_usage is not None:
         return settings.stream_usage
-    host = (urlsplit(settings.base_url).hostname or "").lower()
-    return not any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)
+    return not _is_glm_host(settings)
 
 
 class KeyAuth(httpx.Auth):
@@ -88,13 +92,21 @@ class KeyAuth(httpx.Auth):
         yield request
 
 
-def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool) -> dict[str, Any]:
+def build_body(
+    settings: Settings,
+    messages: Sequence[Message],
+    *,
+    stream: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The JSON body for ``POST /chat/completions``.
 
     Only fields the user set are sent: strict OpenAI-compatible servers (and
-    RunAPI) may reject fields they do not know, such as ``thinking``. The one
-    exception is ``stream_options`` on streams to servers that report usage
-    only when asked (see :attr:`Settings.stream_usage`).
+    RunAPI) may reject fields they do not know, such as ``thinking``. The
+    exceptions are ``stream_options`` on streams to servers that report usage
+    only when asked (see :attr:`Settings.stream_usage`), and ``tool_stream``
+    on streams with ``tools`` to GLM's own hosts, which otherwise send each
+    tool call only when it is whole.
     """
     body: dict[str, Any] = {"model": settings.model, "messages": list(messages), "stream": stream}
     if stream and _asks_for_stream_usage(settings):
@@ -106,6 +118,12 @@ def build_body(settings: Settings, messages: Sequence[Message], *, stream: bool)
         body["max_tokens"] = settings.max_tokens
     if settings.thinking is not None:
         body["thinking"] = {"type": "enabled" if settings.thinking else "disabled"}
+    if tools:
+        body["tools"] = [dict(tool) for tool in tools]
+        # Only "auto" exists on GLM (spec); sent so OpenAI-style servers behave the same.
+        body["tool_choice"] = "auto"
+        if stream and _is_glm_host(settings):
+            body["tool_stream"] = True
     return body
 
 
@@ -295,15 +313,32 @@ class ChatClient:
 
     # -- public calls --------------------------------------------------------------
 
-    def stream(self, messages: Sequence[Message], settings: Settings | None = None) -> ReplyStream:
-        """Start a streamed completion; nothing is sent until the stream is iterated."""
-        s = settings or self.settings
-        return ReplyStream(self, s, build_body(s, messages, stream=True))
+    def stream(
+        self,
+        messages: Sequence[Message],
+        settings: Settings | None = None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> ReplyStream:
+        """Start a streamed completion; nothing is sent until the stream is iterated.
 
-    def complete(self, messages: Sequence[Message], settings: Settings | None = None) -> Reply:
+        ``tools`` are function tools the model may call (``{"type": "function",
+        "function": {"name", "description", "parameters"}}``); the calls come back
+        as :class:`~glm_magic.events.ToolCallDelta` events, assembled in the reply.
+        """
+        s = settings or self.settings
+        return ReplyStream(self, s, build_body(s, messages, stream=True, tools=tools))
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        settings: Settings | None = None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Reply:
         """A non-streamed completion, with the same retries and errors as streaming."""
         s = settings or self.settings
-        body = build_body(s, messages, stream=False)
+        body = build_body(s, messages, stream=False, tools=tools)
         attempt = 0
         while True:
             attempt += 1

@@ -156,6 +156,12 @@ def _frame(value: object, kind: str, max_chars: int) -> str:
         lines.append(f"first {_HEAD_ROWS} rows:\n" + _text_of(head, max_chars // 2))
     except Exception:
         pass
+    if callable(_static(value, "isna")):
+        try:  # pandas-style: missing values per column say what cleaning a frame needs
+            missing = value.isna().sum()  # type: ignore[attr-defined]
+            lines.append("missing values per column:\n" + _text_of(missing, max_chars // 4))
+        except Exception:
+            pass
     return "\n".join(lines)
 
 

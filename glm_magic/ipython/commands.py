@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "panel": "[-m MODEL] [--context SPEC] show a chat panel (widgets) in this cell's output",
     "buttons": "on|off: Explain / Fix buttons under failing cells",
     "bridge": "whether the notebook bridge (JupyterLab 4 / Notebook 7 extension) is on",
+    "agent": "[--yes] [--max-steps N] [--budget USD] TASK: work through a task with tools",
 }
 
 
@@ -62,6 +63,10 @@ def handler(name: str) -> Any:
         from . import bridge_ops
 
         return bridge_ops.cmd_bridge
+    if name == "agent":
+        from . import agent_commands
+
+        return agent_commands.cmd_agent
     return globals().get(f"cmd_{name}")
 
 

@@ -115,6 +115,16 @@ class GlmMagics(Magics):
         "would pass it is refused (None: $GLM_MAGIC_BUDGET_USD, else no limit).",
     ).tag(config=True)
 
+    agent_max_steps = Int(
+        10, help="Steps (tool calls) an agent task may take (%%glm --agent; --max-steps)."
+    ).tag(config=True)
+    agent_budget_usd = Float(
+        0.5,
+        allow_none=True,
+        help="USD one agent task may spend (--budget); None: no cap. Models without "
+        "prices cannot be capped.",
+    ).tag(config=True)
+
     @validate("cache")
     def _valid_cache(self, proposal: Any) -> str:
         value = str(proposal["value"]).strip().lower()
@@ -356,6 +366,14 @@ class GlmMagics(Magics):
         dest="dry_run",
         help="print the messages, tokens and cost; send nothing",
     )
+    @argument(
+        "--agent",
+        action="store_true",
+        help="work through the cell's task with tools, step by step; code runs only if you approve",
+    )
+    @argument("--yes", action="store_true", help="(--agent) approve every step: trust the model")
+    @argument("--max-steps", type=int, dest="max_steps", metavar="N", help="(--agent) step limit")
+    @argument("--budget", type=float, metavar="USD", help="(--agent) cost cap for the task")
     @argument("prompt", nargs="*", help="(line magic only) the question")
     @cell_magic("glm")  # type: ignore[arg-type]
     def glm_cell(self, line: str, cell: str) -> None:
@@ -372,6 +390,11 @@ class GlmMagics(Magics):
                 f"unexpected text after the options: {' '.join(args.prompt)!r}; "
                 "put the question in the cell body"
             )
+        if args.agent:
+            from .agent_commands import agent_cell
+
+            agent_cell(self, cell, args)
+            return
         self._ask(cell, args)
 
     def _parse(self, func: Any, line: str) -> Any:
@@ -379,6 +402,9 @@ class GlmMagics(Magics):
         return func.parser.parse_args(split_words(line))
 
     def _ask(self, text: str, args: Any) -> None:
+        from .agent_commands import refuse_agent_options
+
+        refuse_agent_options(args)
         if not text.strip():
             raise UsageError("the prompt is empty: write your question under %%glm")
         if args.out is not None and not args.out.isidentifier():

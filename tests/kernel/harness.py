@@ -103,16 +103,16 @@ class Kernel:
             kernel_name="python3", startup_timeout=60, env=full, cwd=cwd or self.tmp.name
         )
 
-    def start(self, code: str, cell_id: str | None = None) -> str:
+    def start(self, code: str, cell_id: str | None = None, *, allow_stdin: bool = False) -> str:
         if cell_id is None:
-            return str(self.kc.execute(code, store_history=True, allow_stdin=False))
+            return str(self.kc.execute(code, store_history=True, allow_stdin=allow_stdin))
         # What JupyterLab and Notebook 7 send: the cell's id in the request metadata.
         content = {
             "code": code,
             "silent": False,
             "store_history": True,
             "user_expressions": {},
-            "allow_stdin": False,
+            "allow_stdin": allow_stdin,
             "stop_on_error": True,
         }
         msg = self.kc.session.msg("execute_request", content)
@@ -143,6 +143,57 @@ class Kernel:
             if reply["parent_header"].get("msg_id") == msg_id:
                 ex.reply = reply
                 return ex
+
+    def run_answering(
+        self,
+        code: str,
+        answers: list[str],
+        *,
+        timeout: float = 60,
+        on_prompt: Any = None,
+    ) -> tuple[Execution, list[str]]:
+        """Run ``code`` with stdin allowed, answering each ``input()`` from ``answers``.
+
+        Returns the execution and the prompts the kernel asked, in order. A prompt
+        beyond the answers fails the test (the kernel would wait forever).
+        ``on_prompt(n, prompt)`` runs before the n-th answer (0-based) is sent.
+        """
+        msg_id = self.start(code, allow_stdin=True)
+        ex = Execution(msg_id)
+        prompts: list[str] = []
+        deadline = time.monotonic() + timeout
+        idle = False
+        while not idle:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no idle for {msg_id}; prompts so far: {prompts}")
+            try:
+                request = self.kc.get_stdin_msg(timeout=0.05)
+            except queue.Empty:
+                pass
+            else:
+                if request["msg_type"] == "input_request":
+                    prompts.append(request["content"]["prompt"])
+                    if len(prompts) > len(answers):
+                        raise AssertionError(f"asked more than {len(answers)} times: {prompts}")
+                    if on_prompt is not None:
+                        on_prompt(len(prompts) - 1, prompts[-1])
+                    self.kc.input(answers[len(prompts) - 1])
+            while True:
+                try:
+                    msg = self.kc.get_iopub_msg(timeout=0.05)
+                except queue.Empty:
+                    break
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "status":
+                    idle = idle or msg["content"]["execution_state"] == "idle"
+                    continue
+                ex.messages.append(msg)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                ex.reply = reply
+                return ex, prompts
 
     def run(self, code: str, timeout: float = 60, cell_id: str | None = None) -> Execution:
         return self.collect(self.start(code, cell_id), timeout)
