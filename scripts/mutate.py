@@ -516,7 +516,6 @@ MUTATIONS: tuple[Mutation, ...] = (
 )
 
 
-
 def _copy(dest: Path) -> None:
     for name in COPIED:
         src = ROOT / name

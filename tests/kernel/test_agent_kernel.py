@@ -89,7 +89,8 @@ def test_an_approved_step_runs_in_the_kernel_and_the_model_reads_its_output(
     assert prompts == [PROMPT]
     assert "answer 42" in ex.everything()  # the step's output, in the agent's cell
     assert k.run("print(agent_x)").stdout.strip() == "42"  # it ran in the user's namespace
-    [request_tools, after] = [r.body for r in chat_requests(srv)]
+    request_tools = chat_requests(srv)[0].body
+    assert len(chat_requests(srv)) == 2
     assert {t["function"]["name"] for t in request_tools["tools"]} >= {"run_python"}
     [result] = tool_messages(srv, 1)
     assert "answer 42" in result
