@@ -24,6 +24,7 @@ BENCHMARKS = (
     "bench_context",
     "bench_render",
     "bench_replay",
+    "bench_agent",
     "bench_browser",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
