@@ -237,7 +237,7 @@ class Reply:
             parts.append(f"{self.elapsed:.1f} s")
         if cost is not None:
             parts.append(format_cost(cost))
-        if self.finish_reason not in (None, "stop"):
+        if self.finish_reason not in (None, "stop", "tool_calls"):
             parts.append(f"finish: {self.finish_reason}")
         if self.error:
             parts.append("incomplete")

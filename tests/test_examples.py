@@ -61,3 +61,42 @@ def test_explain_and_fix_example_runs_with_scripted_replies(
     )
     compile(printed, "<fix>", "exec")
     assert "statistics" in printed
+
+
+def test_agent_example_inspects_fails_fixes_and_answers(
+    endpoint: EndpointServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint.reset()
+    before = (EXAMPLES / "agent.ipynb").read_bytes()
+    nb = run_example("agent.ipynb", endpoint.base_url, monkeypatch)
+    nbformat.validate(nb)
+    printed = "".join(
+        o.get("text", "")
+        for c in nb.cells  # type: ignore[attr-defined]
+        if c.source.startswith("for step in analysis.steps")
+        for o in c.outputs
+    )
+    lines = [
+        line.split()
+        for line in printed.splitlines()
+        if line.startswith(("run_", "list", "desc", "note", "read"))
+    ]
+    runs = [status for tool, status, *_ in lines if tool == "run_python"]
+    assert runs[:2] == ["error", "ok"]  # the first attempt fails, the fix runs
+    assert any(tool == "describe_variable" for tool, *_ in lines)  # it looked before it ran
+    task_cell = next(c for c in nb.cells if c.source.startswith("%%glm --agent"))  # type: ignore[attr-defined]
+    shown = str(task_cell.outputs)
+    assert "KeyError" in shown and "revenue" in shown
+    # The model read the real output of the fixed code: its answer quotes the table.
+    requests = [r.body for r in endpoint.requests if r.path.endswith("/chat/completions")]
+    last_tool = [m for m in requests[-1]["messages"] if m["role"] == "tool"][-1]["content"]
+    assert "north" in last_tool and "ran as In [" in last_tool
+    ran = "".join(
+        o.get("text", "")
+        for c in nb.cells  # type: ignore[attr-defined]
+        if c.source == "print(analysis.ran_code)"
+        for o in c.outputs
+    )
+    compile(ran, "<ran>", "exec")
+    assert "revenue" in ran
+    assert (EXAMPLES / "agent.ipynb").read_bytes() == before

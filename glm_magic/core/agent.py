@@ -51,6 +51,7 @@ __all__ = [
     "AgentView",
     "Approver",
     "Limits",
+    "ToolResult",
     "Toolbox",
     "parse_arguments",
     "run_agent",
@@ -77,6 +78,17 @@ RESULT_CHARS = 4000
 MAX_BAD_CALLS = 3
 
 
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool's whole result that reports a failure (code that raised): the step is an error."""
+
+    text: str
+    failed: bool = False
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class Toolbox(Protocol):
     """The tools of one task: their schemas, which need approval, and running them."""
 
@@ -89,8 +101,8 @@ class Toolbox(Protocol):
     def needs_approval(self, name: str) -> bool:
         """True for a tool that acts (runs code); reading tools run without asking."""
 
-    def call(self, name: str, arguments: dict[str, Any]) -> str:
-        """Run one tool; its result as text for the model.
+    def call(self, name: str, arguments: dict[str, Any]) -> str | ToolResult:
+        """Run one tool; its result as text for the model (a :class:`ToolResult` may fail).
 
         Raises :class:`~glm_magic.errors.ToolError` (told to the model, the task
         goes on) or :class:`~glm_magic.errors.StoppedError` (the run was
@@ -349,7 +361,9 @@ class _Loop:
             approved = True
         started = time.monotonic()
         try:
-            result, status, going = self.toolbox.call(name, arguments), "ok", True
+            output = self.toolbox.call(name, arguments)
+            result, going = str(output), True
+            status = "error" if isinstance(output, ToolResult) and output.failed else "ok"
         except ToolError as exc:
             result, status, going = exc.one_line(), "error", True
         except (StoppedError, KeyboardInterrupt) as exc:

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ToolError
+
+if TYPE_CHECKING:
+    from .agent import ToolResult
 
 __all__ = ["ACTING", "TOOL_SCHEMAS", "Actions", "NotebookTools"]
 
@@ -88,7 +91,7 @@ ACTING = frozenset({"run_python"})
 class Actions(Protocol):
     """The acting tools, done by the surface that owns the kernel and the notebook."""
 
-    def run(self, code: str) -> str:
+    def run(self, code: str) -> str | ToolResult:
         """Run approved code; a summary of what it did (raises ``StoppedError`` on interrupt)."""
 
     def insert(self, cell_type: str, source: str) -> str:
@@ -121,7 +124,7 @@ class NotebookTools:
         """True for ``run_python``."""
         return name in ACTING
 
-    def call(self, name: str, arguments: dict[str, Any]) -> str:
+    def call(self, name: str, arguments: dict[str, Any]) -> str | ToolResult:
         """Run one tool; raises :class:`ToolError` with one line for the model."""
         if name == "run_python":
             code = _string(arguments, "code")

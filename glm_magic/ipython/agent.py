@@ -31,6 +31,7 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 from ..reply import AgentStep
 
 if TYPE_CHECKING:
+    from ..core.agent import ToolResult
     from ..core.runner import Renderer
     from ..reply import Reply
     from .bridge_agent import AgentBridge
@@ -126,9 +127,11 @@ class KernelActions:
         #: Cells the model asked to insert when there is no bridge (offered at the end).
         self.pending: list[tuple[str, str]] = []
 
-    def run(self, code: str) -> str:
-        """Run ``code`` with ``run_cell``; the summary the model reads."""
+    def run(self, code: str) -> ToolResult:
+        """Run ``code`` with ``run_cell``; the summary the model reads (failed if it raised)."""
         from IPython.utils.capture import capture_output
+
+        from ..core.agent import ToolResult
 
         from ..errors import StoppedError
         from ..failures import plain_traceback
@@ -185,7 +188,7 @@ class KernelActions:
         where = f"ran as In [{count}]" if count is not None else "ran"
         status = "failed" if error is not None else "finished"
         body = "\n\n".join(parts) if parts else "(no output)"
-        return f"{where}, {status}\n\n{body}"
+        return ToolResult(f"{where}, {status}\n\n{body}", failed=error is not None)
 
     @staticmethod
     def _outputs(captured: Any, redact: Callable[[str], str]) -> list[dict[str, Any]]:

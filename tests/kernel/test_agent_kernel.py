@@ -244,6 +244,7 @@ def test_the_key_is_masked_in_what_a_step_shows(k: Kernel, srv: EndpointServer) 
     assert ex.status == "ok", ex.everything()
     assert "localproxy-Key" not in ex.everything()
     assert "ValueError" in ex.everything()  # the traceback is shown, masked
+    assert [s["status"] for s in steps(k)] == ["ok", "error"]  # code that raised is an error
     assert "localproxy-Key" not in json.dumps([r.body for r in chat_requests(srv)])
 
 
