@@ -79,7 +79,7 @@ def test_the_schemas_are_valid_function_tools() -> None:
         assert params["type"] == "object"
         assert set(params["required"]) <= set(params["properties"])
         json.dumps(tool)  # sent as JSON
-    assert ACTING == {"run_python"}
+    assert {"run_python"} == ACTING
 
 
 def test_only_running_code_needs_approval(tools: NotebookTools) -> None:

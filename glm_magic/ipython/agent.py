@@ -132,7 +132,6 @@ class KernelActions:
         from IPython.utils.capture import capture_output
 
         from ..core.agent import ToolResult
-
         from ..errors import StoppedError
         from ..failures import plain_traceback
 
