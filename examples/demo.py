@@ -8,6 +8,11 @@ and the replies are scripted. The executed notebook is written to
 Then the notebook runs a second time, as a fresh kernel would after Run All:
 every ``%%glm`` answer is replayed from the reply store (a fresh one in
 ``build/demo-store``), with no request and at no cost.
+
+Last, examples/notebooks/agent.ipynb: ``%%glm --agent --yes`` inspects a small
+data set, runs code that fails, reads the error, fixes it and answers (scripted
+by the bundled endpoint when no key is set). It is written to
+``build/agent.executed.ipynb``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "notebooks" / "quickstart.ipynb"
 OUT = HERE.parent / "build" / "quickstart.executed.ipynb"
+AGENT = HERE / "notebooks" / "agent.ipynb"
+AGENT_OUT = HERE.parent / "build" / "agent.executed.ipynb"
 STORE = HERE.parent / "build" / "demo-store"
 
 
@@ -37,7 +44,10 @@ class StreamingClient(NotebookClient):
     def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
         kind = msg["msg_type"]
         content = msg.get("content", {})
-        if kind in ("display_data", "update_display_data"):
+        if kind == "display_data" and not content.get("transient", {}).get("display_id"):
+            # A one-off display (an agent's step): shown once, whole.
+            sys.stdout.write(content.get("data", {}).get("text/plain", "") + "\n")
+        elif kind in ("display_data", "update_display_data"):
             display_id = content.get("transient", {}).get("display_id", "")
             text = content.get("data", {}).get("text/plain", "")
             final = "glm_magic" in content.get("metadata", {})
@@ -93,11 +103,19 @@ def main() -> int:
         again = nbformat.read(NOTEBOOK, as_version=4)
         StreamingClient(again, timeout=600, kernel_name="python3").execute(cwd=str(NOTEBOOK.parent))
         made = len(server.requests) - asked if server is not None and asked is not None else None
+        print("\n\033[1m== The notebook agent (examples/notebooks/agent.ipynb, --yes) ==\033[0m")
+        agent_nb = nbformat.read(AGENT, as_version=4)
+        StreamingClient(agent_nb, timeout=600, kernel_name="python3").execute(cwd=str(AGENT.parent))
     finally:
         if server is not None:
             server.close()
     OUT.parent.mkdir(exist_ok=True)
     nbformat.write(nb, OUT)
+    nbformat.write(agent_nb, AGENT_OUT)
+    agent_ok = any(
+        "ran_code" in c.source and any("revenue" in o.get("text", "") for o in c.outputs)
+        for c in agent_nb.cells
+    )
     replayed = [
         out["metadata"]["glm_magic"].get("replayed")
         for cell in again.cells
@@ -107,9 +125,13 @@ def main() -> int:
     summary = f"second run: {sum(map(bool, replayed))} of {len(replayed)} answers replayed"
     if made is not None:
         summary += f", {made} request(s) to the endpoint"
-    print(f"\n{env_note}\n{summary}")
-    print(f"Executed notebook written to {OUT.relative_to(Path.cwd())}")
-    return 0 if replayed and all(replayed) and not made else 1
+    agent_line = "agent: the task ran its steps" if agent_ok else "agent: no step ran (see above)"
+    print(f"\n{env_note}\n{summary}\n{agent_line}")
+    print(
+        f"Executed notebooks written to {OUT.relative_to(Path.cwd())} and "
+        f"{AGENT_OUT.relative_to(Path.cwd())}"
+    )
+    return 0 if replayed and all(replayed) and not made and agent_ok else 1
 
 
 if __name__ == "__main__":
