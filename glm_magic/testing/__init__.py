@@ -36,6 +36,7 @@ unknown key or value gets a 400 (code ``1210``), so a typo never passes silently
 ``retry_after=S``      a ``Retry-After`` header on an error response
 ``fail_times=N``       only the first N requests with the same directives fault
 ``fault=NAME``         an HTTP error or a stream fault, below
+``tool_stream=1|0``    tool calls in fragments (default: the body's ``tool_stream``)
 
 HTTP error faults (Z.ai bodies, string ``code``): ``401 402 403 404 400-1211
 400-1214 400-1261 400-1301 429 429-1302 429-1305 429-1113 429-1304 500``, plus
@@ -49,6 +50,18 @@ block), ``tool_index`` (spec quirk 3), ``error_event``, ``no_done``, ``stall``
 (silence for 60 s). Without ``stream``, the finish faults set
 ``finish_reason``; ``cut``/``truncate`` send half the body and hang up,
 ``malformed`` sends half the body, ``error_event`` is a 500 and ``stall`` stalls.
+
+Agent replies: a request with a non-empty ``tools`` list gets scripted,
+deterministic tool calls (:mod:`.agent_scripts`: an ``agent-script: [...]``
+line in the first user message, else the built-in analysis demo). The text
+streams first, then the calls: each whole in one chunk, or with
+``"tool_stream": true`` (or ``+tool_stream=1``) as ``id``/``name`` with empty
+``arguments`` followed by argument fragments joined by ``index``; then the
+finish chunk with ``finish_reason`` ``tool_calls``. Without ``stream`` the
+calls are in ``message.tool_calls``. Ids are ``call_<request id>_<index>``.
+Directives keep working (``think``, ``delay``, ``tokens`` for the text,
+``fault=cut`` and friends count call chunks as pieces, ``fault=tool_index``
+sends the calls with ``index: -1`` on a chunk that already finishes).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from . import scripts
 from .plan import STREAM_FAULTS, Directives, ReplyPlan, invalid_request
+from .wire import SseWriter, chunk, dumps, error_body, masked, message
 
 #: The :class:`~glm_magic.testing.EndpointServer` that owns the socket server
 #: (duck-typed here: that module imports this one).
@@ -36,34 +37,6 @@ _FINISH_FAULTS = ("sensitive", "network_error", "length")
 _MALFORMED = '{"id": "x", "choices": [ {"delta": '
 _STALL_SECONDS = 60.0
 _POLL = 0.05  # how often waits look at the client socket and the close flag
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
-
-
-def _join(pieces: list[tuple[str, str]], kind: str) -> str:
-    return "".join(text for k, text in pieces if k == kind)
-
-
-def _chunk(gen: ReplyPlan, choice: dict[str, Any], usage: dict[str, Any] | None = None) -> str:
-    extra = {"usage": usage} if usage else {}
-    return _dumps({**gen.envelope(), "choices": [choice], **extra})
-
-
-def _masked(headers: dict[str, str]) -> dict[str, str]:
-    """Lowercase header names; replace credentials so the log can be shown anywhere."""
-    out = {name.lower(): value for name, value in headers.items()}
-    if "authorization" in out:
-        out["authorization"] = "Bearer ***"
-    for name in ("x-api-key", "api-key", "proxy-authorization"):
-        if name in out:
-            out[name] = "***"
-    return out
 
 
 class _Stop(Exception):
@@ -102,44 +75,6 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         """Stay quiet about disconnects (normal when streaming); report real bugs."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
-
-
-class _SseWriter:
-    """Writes ``data:`` frames as HTTP chunks, one flushed write per event."""
-
-    def __init__(self, handler: _Handler, *, glue: bool, comments: bool) -> None:
-        self._handler, self._glue, self._comments = handler, glue, comments
-        self._pending: str | None = None
-        self._first = True
-
-    def frame(self, payload: str, *, glue: bool = True) -> None:
-        data = f"data: {payload}"
-        if self._glue and glue:
-            # Spec quirk 4: the next frame starts right after the previous JSON.
-            if self._pending is None:
-                self._pending = data
-                return
-            data, self._pending = self._pending + data, None
-            self._send(data + "\n\n", 2)
-            return
-        self.flush()
-        self._send(data + "\n\n", 1)
-
-    def flush(self) -> None:
-        if self._pending is not None:
-            data, self._pending = self._pending, None
-            self._send(data + "\n\n", 1)
-
-    def end(self) -> None:
-        self._handler._write(b"0\r\n\r\n")
-
-    def _send(self, text: str, frames: int) -> None:
-        if self._comments and not self._first:
-            text = ": keep-alive\n\n" + text
-        self._first = False
-        data = text.encode()
-        self._handler._write(b"%x\r\n%s\r\n" % (len(data), data))
-        self._handler._chunks += frames
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -199,6 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as exc:
             raise _Stop(self._gone()) from exc
 
+    def _count(self, frames: int) -> None:
+        self._chunks += frames
+
     def _pause(self, seconds: float) -> None:
         """Wait *seconds*, stopping at once if the client leaves or the server closes."""
         deadline = time.monotonic() + seconds
@@ -251,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         log = self.owner._log
         auth = self.headers.get("Authorization")
-        record = log.open(self.command, path, _masked(dict(self.headers.items())), body, auth)
+        record = log.open(self.command, path, masked(dict(self.headers.items())), body, auth)
         outcome = "error"
         try:
             outcome = self._route(path, raw, body)
@@ -262,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if not self._headers_sent:
                 with contextlib.suppress(_Stop):
-                    self._send_json(500, _error("500", "Internal error"))
+                    self._send_json(500, error_body("500", "Internal error"))
         finally:
             log.close(record, outcome, self._chunks, self._status, self._rid)
 
@@ -289,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if auth
                 else ("1001", "Authorization Token Missing")
             )
-            self._send_json(401, _error(code, why))
+            self._send_json(401, error_body(code, why))
             return "completed"
         if path.endswith("/models"):
             data = [{"id": m, "object": "model", "owned_by": "z-ai"} for m in owner.models]
@@ -297,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
             return "completed"
         problem = invalid_request(raw, body)
         if problem:
-            self._send_json(400, _error("1214", problem))
+            self._send_json(400, error_body("1214", problem))
             return "completed"
         model, *suffix = body["model"].split("+")
         pairs = [(p.partition("=")[0], p.partition("=")[2] or "1") for p in suffix if p]
@@ -306,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             directives = Directives.parse(pairs + x_test)  # headers last, so they win
         except ValueError as exc:
-            self._send_json(400, _error("1210", str(exc)))
+            self._send_json(400, error_body("1210", str(exc)))
             return "completed"
         rid = body.get("request_id")
         rid = rid if isinstance(rid, str) and rid else owner._log.new_id()
@@ -325,10 +263,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, ctype, text, headers)
             return "fault"
         if not owner._enter():
-            self._send_json(429, _error("1302", "Too many concurrent requests"), headers)
+            self._send_json(429, error_body("1302", "Too many concurrent requests"), headers)
             return "fault"
         try:
-            gen = ReplyPlan.build(owner, body, model, rid, directives, fault)
+            try:
+                gen = ReplyPlan.build(owner, body, model, rid, directives, fault)
+            except ValueError as exc:  # a malformed agent-script line: one clear line
+                self._send_json(400, error_body("1210", str(exc)), headers)
+                return "completed"
             if body.get("stream") is True:
                 return self._stream(gen, headers)
             return self._complete(gen, headers)
@@ -339,28 +281,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, gen: ReplyPlan, headers: dict[str, str]) -> str:
         """Answer a non-streaming request with one ``chat.completion`` body."""
-        fault, pieces, finish = gen.fault, gen.pieces, gen.finish_reason
+        fault, sent, finish = gen.fault, gen.deltas, gen.finish_reason
         if fault in _FINISH_FAULTS:
-            pieces, finish = pieces[: gen.directives.cut_after], fault or finish
-        self._pause(gen.delay * len(pieces))  # as long as streaming the same reply
+            sent, finish = sent[: gen.directives.cut_after], fault or finish
+        self._pause(gen.delay * len(sent))  # as long as streaming the same reply
         if fault == "stall":
             self._pause(_STALL_SECONDS)
             self._abort()
             return "fault"
         if fault == "error_event":
-            self._send_json(500, _error("500", "Internal error during streaming"), headers)
+            self._send_json(500, error_body("500", "Internal error during streaming"), headers)
             return "fault"
-        message: dict[str, Any] = {"role": "assistant", "content": _join(pieces, "content")}
-        if gen.thinking:
-            message["reasoning_content"] = _join(pieces, "reasoning_content")
+        if fault == "tool_index" and gen.calls:  # no quirk without a stream: calls come whole
+            sent = [*sent, {"tool_calls": [c.whole(i) for i, c in enumerate(gen.calls)]}]
         reply = {
             "id": gen.request_id,
             "request_id": gen.request_id,
             "object": "chat.completion",
             "created": gen.created,
             "model": gen.model,
-            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
-            "usage": gen.usage(pieces),
+            "choices": [{"index": 0, "finish_reason": finish, "message": message(gen, sent)}],
+            "usage": gen.usage(sent),
         }
         text = json.dumps(reply, ensure_ascii=False)
         if fault == "malformed":
@@ -382,13 +323,13 @@ class _Handler(BaseHTTPRequestHandler):
         sse = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
         self._start(200, {**sse, "Transfer-Encoding": "chunked", **headers})
         fault, d = gen.fault, gen.directives
-        out = _SseWriter(self, glue=fault == "glued", comments=d.comments)
-        sent = gen.pieces[: d.cut_after] if fault in _STOPPING else gen.pieces
-        for i, (kind, text) in enumerate(sent):
+        out = SseWriter(self._write, self._count, glue=fault == "glued", comments=d.comments)
+        sent = gen.deltas[: d.cut_after] if fault in _STOPPING else gen.deltas
+        for i, delta in enumerate(sent):
             if fault == "malformed" and i == d.cut_after:
                 out.frame(_MALFORMED, glue=False)
             self._pause(gen.delay if i else 0.0)
-            out.frame(_chunk(gen, {"index": 0, "delta": {"role": "assistant", kind: text}}))
+            out.frame(chunk(gen, {"index": 0, "delta": {"role": "assistant", **delta}}))
         if fault == "malformed" and d.cut_after >= len(sent):
             out.frame(_MALFORMED, glue=False)
         out.flush()
@@ -399,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
             return "fault"
         if fault in ("truncate", "error_event"):
             if fault == "error_event":
-                out.frame(_dumps(_error("500", "Internal error during streaming")))
+                out.frame(dumps(error_body("500", "Internal error during streaming")))
                 self.close_connection = True
             out.end()
             return "fault"
@@ -410,16 +351,21 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "length":
             finish["finish_reason"] = "length"
         elif fault == "tool_index":
-            # Spec quirk 3: a tool chunk with index -1 already carrying finish_reason.
-            call = {"index": -1, "id": f"call_{gen.request_id}", "type": "function"}
-            call["function"] = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
-            delta = {"role": "assistant", "tool_calls": [call]}
-            out.frame(_chunk(gen, {"index": 0, "finish_reason": "tool_calls", "delta": delta}))
+            # Spec quirk 3: a tool chunk with index -1 already carrying finish_reason
+            # (an agent reply's calls, else a stock one), then a second finish chunk.
+            calls = [{**c.whole(i), "index": -1} for i, c in enumerate(gen.calls)]
+            if not calls:
+                call = {"index": -1, "id": f"call_{gen.request_id}", "type": "function"}
+                call["function"] = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+                calls = [call]
+            delta = {"role": "assistant", "tool_calls": calls}
+            out.frame(chunk(gen, {"index": 0, "finish_reason": "tool_calls", "delta": delta}))
             finish["finish_reason"] = "tool_calls"
+            sent = [*sent, {"tool_calls": calls}]
         usage = gen.usage(sent)
-        last = [_chunk(gen, finish, usage=usage)] if d.usage == "finish" else [_chunk(gen, finish)]
+        last = [chunk(gen, finish, usage=usage)] if d.usage == "finish" else [chunk(gen, finish)]
         if d.usage != "finish":
-            last.append(_dumps({**gen.envelope(), "choices": [], "usage": usage}))
+            last.append(dumps({**gen.envelope(), "choices": [], "usage": usage}))
         for payload in last[:-1]:
             out.frame(payload)
         # Glued streams end in "{...}data: [DONE]": the last JSON frame waits for it.
