@@ -287,6 +287,7 @@ class ReplyBuilder:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tools: dict[int, ToolCall] = {}
+        self._slots: dict[int, int] = {}  # a reused wire index -> the call it now feeds
         self.model = model
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -325,7 +326,15 @@ class ReplyBuilder:
                 if self.first_token_at is None:
                     self.first_token_at = time.monotonic()
         elif isinstance(event, ToolCallDelta):
-            call = self._tools.setdefault(event.index, ToolCall(index=event.index))
+            index = self._slots.get(event.index, event.index)
+            call = self._tools.get(index)
+            if call is not None and event.id and call.id and event.id != call.id:
+                # A new call on an index already taken: glm-4.5-flash numbers every call -1
+                # (spec quirk 3), some proxies 0. Its id tells; later pieces follow it.
+                index = self._slots[event.index] = max(self._tools) + 1
+                call = None
+            if call is None:
+                call = self._tools[index] = ToolCall(index=index)
             call.id = call.id or event.id
             call.name = call.name or event.name
             call.arguments += event.arguments
