@@ -38,6 +38,8 @@ BRIDGE_KERNEL = "tests/kernel/test_bridge_kernel.py"
 REPLAY = "tests/kernel/test_replay.py"
 NBS = "tests/test_replay_notebooks.py"
 AGENT = "tests/kernel/test_agent_kernel.py"
+ENDPOINT_AGENT = "tests/test_testing_agent.py"
+ASSEMBLY = "tests/test_tool_call_assembly.py"
 _NOTE_BELOW = (
     '        print("note: the code will appear as a new cell below when this cell finishes")\n'
 )
@@ -512,6 +514,49 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        except (StoppedError, KeyboardInterrupt) as exc:",
         "        except ZeroDivisionError as exc:",
         (f"{AGENT}::test_interrupt_during_a_step_ends_the_task_and_reports_the_step",),
+    ),
+    # -- issue 10: the endpoint's scripted tool calling, tool-call assembly ------------------
+    Mutation(
+        "endpoint: tool_stream fragments joined under index 0",
+        "glm_magic/testing/plan.py",
+        'deltas.append({"tool_calls": [{"index": i, "function"',
+        'deltas.append({"tool_calls": [{"index": 0, "function"',
+        (f"{ENDPOINT_AGENT}::test_tool_stream_sends_head_then_argument_fragments_by_index",),
+    ),
+    Mutation(
+        "endpoint: every assistant message counts as an agent turn",
+        "glm_magic/testing/agent_scripts.py",
+        'm.get("role") == "assistant" and m.get("tool_calls"))',
+        'm.get("role") == "assistant")',
+        (f"{ENDPOINT_AGENT}::test_turns_are_counted_by_assistant_messages_with_tool_calls",),
+    ),
+    Mutation(
+        "endpoint: the demo goes on after a declined step",
+        "glm_magic/testing/agent_scripts.py",
+        "        if step.result.startswith(DECLINED):",
+        "        if False:",
+        (f"{ENDPOINT_AGENT}::test_demo_declined_answers_without_running_anything_more",),
+    ),
+    Mutation(
+        "endpoint: the demo's fix miscomputes revenue",
+        "glm_magic/testing/agent_scripts.py",
+        'row["units"] * row["price"]',
+        'row["units"] + row["price"]',
+        (f"{ENDPOINT_AGENT}::test_buggy_code_fails_and_fixed_code_prints_the_table",),
+    ),
+    Mutation(
+        "assembly: the last argument fragment replaces the others",
+        "glm_magic/reply.py",
+        "            call.arguments += event.arguments",
+        "            call.arguments = event.arguments or call.arguments",
+        (f"{ASSEMBLY}::test_calls_assemble_from_any_chunking",),
+    ),
+    Mutation(
+        "assembly: calls that reuse an index (index -1 on each) are merged",
+        "glm_magic/reply.py",
+        "            if call is not None and event.id and call.id and event.id != call.id:",
+        "            if False:",
+        (f"{ASSEMBLY}::test_index_minus_one_in_separate_chunks",),
     ),
 )
 
