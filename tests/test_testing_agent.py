@@ -553,3 +553,23 @@ def test_buggy_code_fails_and_fixed_code_prints_the_table() -> None:
     printed = run(FIXED_CODE, {"sales": rows}).splitlines()
     assert printed[0].split() == ["region", "revenue"]
     assert printed[1:] == expected_table(rows)
+
+
+def test_odd_history_shapes_get_an_answer_not_a_500(client: httpx.Client) -> None:
+    # Messages are untrusted input: ids of the wrong type, calls that are not objects,
+    # arguments that are not JSON.
+    odd_call = {"id": ["x"], "function": {"name": "run_python", "arguments": "{oops"}}
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": "", "tool_calls": [odd_call, "junk", {"id": "c2"}]},
+        {"role": "tool", "tool_call_id": {"a": 1}, "content": "KeyError: 'x'"},
+        {"role": "tool", "tool_call_id": "c2", "content": None},
+    ]
+    reply = reply_of(post(client, messages, "non-streaming"))
+    assert reply.finish_reason == "stop" and "scripted" in reply.text
+
+
+def test_a_turn_without_text_sends_null_content(client: httpx.Client) -> None:
+    turns = [{"calls": [{"name": "list_variables"}]}]
+    message = post(client, script(turns), "non-streaming").json()["choices"][0]["message"]
+    assert message["content"] is None and len(message["tool_calls"]) == 1

@@ -204,7 +204,11 @@ def _call(i: int, call: Any) -> ScriptedCall:
 
 def _history(messages: Sequence[Mapping[str, Any]]) -> list[list[_Step]]:
     """The tool calls of each assistant turn so far, with their results (by ``tool_call_id``)."""
-    results = {m.get("tool_call_id"): message_text(m) for m in messages if m.get("role") == "tool"}
+    results = {
+        m["tool_call_id"]: message_text(m)
+        for m in messages
+        if m.get("role") == "tool" and isinstance(m.get("tool_call_id"), str)
+    }
     turns: list[list[_Step]] = []
     for message in messages:
         calls = message.get("tool_calls") if message.get("role") == "assistant" else None
@@ -219,7 +223,8 @@ def _history(messages: Sequence[Mapping[str, Any]]) -> list[list[_Step]]:
             except (TypeError, ValueError):
                 args = {}
             step = _Step(str(function.get("name") or ""), args if isinstance(args, dict) else {})
-            step.result = results.get(call.get("id") if isinstance(call, dict) else None, "")
+            cid = call.get("id") if isinstance(call, dict) else None
+            step.result = results.get(cid, "") if isinstance(cid, str) else ""
             steps.append(step)
         turns.append(steps)
     return turns
@@ -249,6 +254,11 @@ def _exception_line(result: str) -> str | None:
     return lines[-1] if lines else None
 
 
+def _quoted(text: str) -> str:
+    """*text* (untrusted) made safe inside inline code: no backticks to end it early."""
+    return text.replace("`", "'")
+
+
 def _final(text: str, why: str) -> AgentTurn:
     return AgentTurn(f"{text}\n\n{_FOOTER}", (), why)
 
@@ -271,8 +281,8 @@ def _demo(messages: Sequence[Mapping[str, Any]]) -> AgentTurn:
     step = latest[-1]
     # The last call decides (the first turn's notebook summary may fail outside a notebook).
     if step.result.startswith("Error:"):
-        line = step.result.splitlines()[0]
-        return _final(f"The `{step.name}` tool failed, so I stopped: `{line}`", "A tool failed.")
+        line, tool = _quoted(step.result.splitlines()[0]), _quoted(step.name)
+        return _final(f"The `{tool}` tool failed, so I stopped: `{line}`", "A tool failed.")
     if step.name == "list_variables":
         if _SALES.search(step.result):
             text = f"There is a `sales` variable; let me look at its shape and fields. {_STEP}"
@@ -294,9 +304,8 @@ def _demo(messages: Sequence[Mapping[str, Any]]) -> AgentTurn:
 
 
 def _after_run(step: _Step) -> AgentTurn:
-    error = _exception_line(step.result)
-    if error is not None:
-        error = error.replace("`", "'")  # quoted in inline code
+    found = _exception_line(step.result)
+    error = _quoted(found) if found is not None else None
     if step.code == BUGGY_CODE and error is not None and error.startswith("KeyError"):
         text = (
             f"That failed with `{error}`: the rows have no `revenue` field. "
