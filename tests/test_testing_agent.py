@@ -399,6 +399,17 @@ def run(code: str, namespace: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def as_the_kernel_reports(printed: str, count: int) -> str:
+    """A run's tool result in the kernel's layout: where it ran, then labelled parts."""
+    *out, last = printed.split("\n")
+    if last.startswith("KeyError"):
+        stdout = "\n".join(out)
+        parts = [f"stdout:\n{stdout}"] if stdout else []
+        body = "\n\n".join([*parts, f"error:\nTraceback (most recent call last):\n{last}"])
+        return f"ran as In [{count}], failed\n\n{body}"
+    return f"ran as In [{count}], finished\n\nstdout:\n{printed}\n\nstderr:\nwarning: none"
+
+
 def play(
     client: httpx.Client, form: str, namespace: dict[str, Any], decline: bool = False
 ) -> tuple[list[list[tuple[str, dict[str, Any]]]], list[str], Reply]:
@@ -431,10 +442,12 @@ def play(
                 size = len(value) if value is not None else 0
                 result = f"{args['name']}: {type(value).__name__}, length {size}"
             elif name == "run_python":
-                result = (
-                    "Declined by the user: skipped" if decline else run(args["code"], namespace)
-                )
-                runs.append(result)
+                if decline:
+                    result = "Declined by the user: skipped"
+                    runs.append(result)
+                else:
+                    runs.append(run(args["code"], namespace))
+                    result = as_the_kernel_reports(runs[-1], len(runs))
             else:
                 result = "Error: no notebook here"
             messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
@@ -469,6 +482,7 @@ def test_demo_fails_reads_the_error_fixes_and_summarises(client: httpx.Client, f
     assert runs[1].splitlines()[1:] == expected_table(rows)  # the fix really works
     for line in runs[1].splitlines():
         assert line in answer.text  # the answer quotes the printed output
+    assert "ran as In" not in answer.text and "stderr" not in answer.text  # stdout only
     top = expected_table(rows)[0].split()[0]
     assert f"**{top}** leads" in answer.text
     assert "scripted" in answer.text and answer.finish_reason == "stop"
@@ -559,7 +573,7 @@ def test_odd_history_shapes_get_an_answer_not_a_500(client: httpx.Client) -> Non
     # Messages are untrusted input: ids of the wrong type, calls that are not objects,
     # arguments that are not JSON.
     odd_call = {"id": ["x"], "function": {"name": "run_python", "arguments": "{oops"}}
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": "", "tool_calls": [odd_call, "junk", {"id": "c2"}]},
         {"role": "tool", "tool_call_id": {"a": 1}, "content": "KeyError: 'x'"},

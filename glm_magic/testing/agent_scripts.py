@@ -76,6 +76,8 @@ _PEEK_CODE = 'print(len([n for n in globals() if not n.startswith("_")]), "publi
 _SCRIPT_LINE = re.compile(r"^[ \t]*agent-script:[ \t]*(.*)$", re.MULTILINE)
 _EXCEPTION = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt))\b:?.*$", re.MULTILINE)
 _SALES = re.compile(r"\bsales\b")
+# A run's result may label its parts ("stdout:", then "error:" ...; see core.agent_tools).
+_STDOUT = re.compile(r"^stdout:\n(.*?)(?:\n\n\w+:[\n ]|\Z)", re.MULTILINE | re.DOTALL)
 _ROW = re.compile(r"^(\w+)\s+([\d,]+\.\d\d)\s*$", re.MULTILINE)
 _FIRST_NAME = re.compile(r"^[\s|*`>-]*([A-Za-z_]\w*)", re.MULTILINE)
 _NOT_NAMES = frozenset({"name", "names", "variable", "variables", "no", "none", "the", "type"})
@@ -247,6 +249,12 @@ def _fenced(output: str, limit: int = 1500) -> str:
     return f"{fence}text\n{body}\n{fence}"
 
 
+def _printed(result: str) -> str:
+    """What a run printed: the ``stdout:`` section of a run's result when it has one."""
+    match = _STDOUT.search(result)
+    return match.group(1) if match else result
+
+
 def _exception_line(result: str) -> str | None:
     if result.startswith("Error:"):
         return result.splitlines()[0]
@@ -315,12 +323,12 @@ def _after_run(step: _Step) -> AgentTurn:
     if error is not None:
         return _final(f"The code failed with `{error}`, so I stopped here.", "The run failed.")
     if step.code != FIXED_CODE:
-        return _final(f"The code ran and printed:\n\n{_fenced(step.result)}", "Report it.")
+        return _final(f"The code ran and printed:\n\n{_fenced(_printed(step.result))}", "Report.")
     rows = [(region, total) for region, total in _ROW.findall(step.result) if region != "total"]
     lead = f"**{rows[0][0]}** leads with {rows[0][1]}. " if rows else ""
     return _final(
         "## Revenue per region\n\n"
-        f"Revenue is `units * price` summed per region:\n\n{_fenced(step.result)}\n\n"
+        f"Revenue is `units * price` summed per region:\n\n{_fenced(_printed(step.result))}\n\n"
         f"{lead}The first attempt failed because the rows have no `revenue` field; "
         "the fixed code computes it from `units` and `price`.",
         "Summarise the printed table.",
