@@ -328,9 +328,10 @@ class ReplyBuilder:
         elif isinstance(event, ToolCallDelta):
             index = self._slots.get(event.index, event.index)
             call = self._tools.get(index)
-            if call is not None and event.id and call.id and event.id != call.id:
-                # A new call on an index already taken: glm-4.5-flash numbers every call -1
-                # (spec quirk 3), some proxies 0. Its id tells; later pieces follow it.
+            if call is not None and event.id and event.name and call.id and event.id != call.id:
+                # A new call (id and name) on an index already taken: glm-4.5-flash numbers
+                # every call -1 (spec quirk 3), some servers 0. Later pieces follow it. An
+                # id change without a name is not a new call: some servers re-id fragments.
                 index = self._slots[event.index] = max(self._tools) + 1
                 call = None
             if call is None:

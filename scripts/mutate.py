@@ -554,9 +554,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "assembly: calls that reuse an index (index -1 on each) are merged",
         "glm_magic/reply.py",
-        "            if call is not None and event.id and call.id and event.id != call.id:",
-        "            if False:",
+        "if call is not None and event.id and event.name and call.id and event.id != call.id:",
+        "if False:",
         (f"{ASSEMBLY}::test_index_minus_one_in_separate_chunks",),
+    ),
+    Mutation(
+        "assembly: a fragment with another id (and no name) starts a new call",
+        "glm_magic/reply.py",
+        "if call is not None and event.id and event.name and call.id and event.id != call.id:",
+        "if call is not None and event.id and call.id and event.id != call.id:",
+        (f"{ASSEMBLY}::test_fragments_with_another_id_stay_with_their_call",),
     ),
 )
 

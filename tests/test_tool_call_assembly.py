@@ -217,3 +217,27 @@ def test_index_minus_one_in_separate_chunks(originals: list[Call], cuts: list[in
     frames += [chunk({"content": ""}, finish_reason="tool_calls", usage=USAGE), DONE]
     reply = assemble(encode(frames, "\n"), cuts)
     assert assembled(reply) == originals
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    original=calls(max_size=1),
+    data=st.data(),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=20),
+)
+def test_fragments_with_another_id_stay_with_their_call(
+    original: list[Call], data: st.DataObject, cuts: list[int]
+) -> None:
+    # Some servers give a call's fragments an id of their own (not the head's) and no name:
+    # they continue that call, they do not start one.
+    call = original[0]
+    other = data.draw(st.from_regex(r"frag_[a-z0-9]{1,8}", fullmatch=True))
+    head = {"index": 0, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+    frames: list[Any] = [chunk({"tool_calls": [head]})]
+    frames += [
+        chunk({"tool_calls": [{"index": 0, "id": other, "function": {"arguments": part}}]})
+        for part in split(data.draw, call.arguments)
+    ]
+    frames += [chunk({"content": ""}, finish_reason="tool_calls", usage=USAGE), DONE]
+    assert assembled(assemble(encode(frames, "\n"), cuts)) == original
