@@ -108,6 +108,7 @@ SUB_COMMANDS = [
     "panel",
     "buttons",
     "bridge",
+    "agent",
 ]
 
 

@@ -64,7 +64,29 @@ def agent_cell(magics: GlmMagics, task: str, args: Any) -> None:
     run_task(magics, task, args)
 
 
+def _parser() -> Any:
+    from .options import SubcommandParser, add_sampling
+
+    parser = SubcommandParser("agent")
+    parser.add_argument("-m", "--model")
+    parser.add_argument("--yes", action="store_true")
+    parser.add_argument("--max-steps", type=int, dest="max_steps", metavar="N")
+    parser.add_argument("--budget", type=float, metavar="USD")
+    parser.add_argument("-c", "--context", action="append", metavar="SPEC")
+    parser.add_argument("-o", "--out", metavar="NAME")
+    parser.add_argument("--no-interpolate", action="store_true")
+    add_sampling(parser)
+    parser.add_argument("task", nargs="*", metavar="TASK")
+    return parser
+
+
 def cmd_agent(magics: GlmMagics, words: list[str]) -> None:
-    """``%glm agent [options] TASK``: a one-line task."""
-    args = magics.glm_cell.parser.parse_args(["--agent", *words])
-    agent_cell(magics, " ".join(args.prompt), args)
+    """``%glm agent [options] TASK``: a one-line task (the same options as ``%%glm --agent``)."""
+    parser = _parser()
+    args = parser.parse(words)
+    # The options %%glm has and a task refuses, absent here: set for the shared checks.
+    args.insert = args.dry_run = False
+    args.fmt = "markdown"
+    if not args.task:
+        parser.error("the task is missing")
+    agent_cell(magics, " ".join(args.task), args)

@@ -279,7 +279,8 @@ def _demo(messages: Sequence[Mapping[str, Any]]) -> AgentTurn:
         return AgentTurn(text, calls, "First see what the notebook and the kernel hold.")
     latest = turns[-1]
     for step in latest:
-        if step.result.startswith(DECLINED):
+        # Declined, or not run because nobody could be asked (a headless run).
+        if step.result.startswith((DECLINED, "Not run:")):
             return _final(
                 "You declined running that step, so I stopped there and ran nothing more. "
                 "Run the agent again and approve the step to continue, or run the code "
