@@ -75,3 +75,38 @@ def test_terminal_cut_reply_prints_its_note_and_goes_on(endpoint: EndpointServer
     assert proc.returncode == 0, proc.stderr
     assert "\n[Cut at 10 tokens: your max_tokens cap (10) was reached" in proc.stdout
     assert "AFTER True" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_terminal_agent_asks_on_stdin_and_runs_approved_steps(endpoint: EndpointServer) -> None:
+    import json
+
+    script = [
+        {"text": "", "calls": [{"name": "run_python", "arguments": {"code": "term_a = 40"}}]},
+        {"text": "", "calls": [{"name": "run_python", "arguments": {"code": "term_b = 2"}}]},
+        "total: {last_result}",
+    ]
+    task = f"agent-script: {json.dumps(script)}"
+    code = (
+        "get_ipython().run_line_magic('load_ext', 'glm_magic')\n"
+        f"get_ipython().run_cell_magic('glm', '--agent -m glm-4.7', {task!r})\n"
+        "print('A?', 'term_a' in globals(), 'B?', 'term_b' in globals())\n"
+        "print('STATUS', [s.status for s in _glm.steps])"
+    )
+    full = clean_env(endpoint.base_url, RUNAPI_KEY=FAKE_KEY)
+    full["IPYTHONDIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), "glm-term-ipython")
+    proc = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
+        input="y\nn\n",  # approve the first step, decline the second
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count("Run this code? [y]es / [n]o / [a]ll / [q]uit") == 2
+    assert "A? True B? False" in out
+    assert "STATUS ['ok', 'declined']" in out
+    assert "[Step 1 · run_python]" in out  # plain text, no HTML in a terminal
+    assert "<div" not in out
