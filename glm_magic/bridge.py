@@ -9,10 +9,13 @@ documents the same schema for people.
 Every message is a JSON object with ``"v"`` (:data:`VERSION`) and ``"op"``.
 
 Kernel -> frontend: ``hello`` (the comm's open data), ``insert``, ``replace``
-and ``snapshot_request``. The frontend refuses any other op or version with
-one console warning and changes nothing.
+and ``snapshot_request``; for the notebook agent ``approve`` / ``approve_done``
+(an approval card that answers the ``input()`` prompt which follows) and
+``insert`` with outputs and keys (a step's cell). The frontend refuses any
+other op or version with one console warning and changes nothing.
 
-Frontend -> kernel: ``hello`` (the answer to the open), ``snapshot`` (the
+Frontend -> kernel: ``hello`` (the answer to the open, naming the
+:data:`FEATURES` it supports), ``snapshot`` (the
 live notebook; pushed before each cell runs and on request), ``result`` (what
 became of an ``insert`` or ``replace``), ``action`` (the user clicked Insert
 in a reply that glm-magic showed). Anything else raises :class:`BridgeError`
@@ -30,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .bridge_cells import step_fields
 from .errors import GlmError
 
 if TYPE_CHECKING:
@@ -38,6 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVE",
+    "AGENT",
+    "ANSWERS",
+    "FEATURES",
     "MAX_CELLS",
     "MAX_SOURCE",
     "TARGET",
@@ -51,6 +58,8 @@ __all__ = [
     "Snapshot",
     "Target",
     "applied_note",
+    "approve_done_message",
+    "approve_message",
     "attach",
     "detach",
     "endpoint",
@@ -73,6 +82,13 @@ ACTIVE = "@active"
 #: Limits on what one message may carry (a snapshot of a huge notebook is cut, not refused).
 MAX_CELLS = 2000
 MAX_SOURCE = 1_000_000
+
+#: The feature a frontend names in its ``hello`` when it handles the agent's operations.
+AGENT = "agent"
+#: What this side understands; an older frontend names none, and gets none of them.
+FEATURES = (AGENT,)
+#: An approval's answers, and the ``input()`` reply each stands for.
+ANSWERS = {"run": "y", "skip": "n", "all": "a", "stop": "q"}
 
 _CELL_TYPES = ("code", "markdown", "raw")
 
@@ -99,12 +115,21 @@ def hello_message(kernel_version: str) -> dict[str, Any]:
     return {"v": VERSION, "op": "hello", "kernel": f"glm-magic {kernel_version}"}
 
 
-def _cell(cell: Mapping[str, Any]) -> dict[str, str]:
+def _cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     kind = cell.get("cell_type", "code")
     source = cell.get("source", "")
     if kind not in ("code", "markdown") or not isinstance(source, str):
         raise BridgeError(f"bridge: a cell to insert must be code or markdown text, not {kind!r}")
-    return {"cell_type": str(kind), "source": source}
+    extra = step_fields(cell, str(kind))
+    if isinstance(extra, str):
+        raise BridgeError(f"bridge: {extra}")
+    return {"cell_type": str(kind), "source": source, **extra}
+
+
+def _provenance(prov: Mapping[str, Any]) -> dict[str, str]:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in prov.items()):
+        raise BridgeError("bridge: provenance values must be strings")
+    return dict(prov)
 
 
 def insert_message(
@@ -113,17 +138,50 @@ def insert_message(
     cells: Sequence[Mapping[str, Any]],
     prov: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Insert ``cells`` (``{"cell_type", "source"}``) after cell ``after`` (or :data:`ACTIVE`)."""
-    if not cells:
-        raise BridgeError("bridge: insert needs at least one cell")
+    """Insert ``cells`` after cell ``after`` (a cell id, a cell's ``key``, or :data:`ACTIVE`).
+
+    A cell is ``{"cell_type", "source"}``, and for the agent's steps also
+    ``key`` (names the new cell for a later ``after``), ``outputs`` (nbformat,
+    see :mod:`glm_magic.bridge_cells`) and ``execution_count``.
+    """
+    if not cells or len(cells) > 100:
+        raise BridgeError("bridge: insert needs 1 to 100 cells")
     return {
         "v": VERSION,
         "op": "insert",
         "id": msg_id,
         "after": after,
         "cells": [_cell(c) for c in cells],
-        "provenance": dict(prov),
+        "provenance": _provenance(prov),
     }
+
+
+def approve_message(
+    msg_id: str, cell_id: str | None, step: int, code: str, prompt: str
+) -> dict[str, Any]:
+    """Show an approval card for ``code`` under ``cell_id`` (``None``: the running cell).
+
+    A click answers the kernel's next stdin request whose prompt is ``prompt``.
+    """
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise BridgeError("bridge: an approval's step must be a non-negative integer")
+    data = {"cell_id": cell_id, "code": code, "prompt": prompt}
+    _str(data, "cell_id", optional=True)
+    _str(data, "code", limit=MAX_SOURCE)
+    _str(data, "prompt", limit=1000)
+    return {"v": VERSION, "op": "approve", "id": msg_id, "step": step, **data}
+
+
+def approve_done_message(msg_id: str, answer: str) -> dict[str, Any]:
+    """The approval ``msg_id`` was answered (``run``, ``skip``, ``all``, ``stop``): the card goes.
+
+    The ``input()`` letters (``y``, ``n``, ``a``, ``q``) are accepted for the same answers.
+    """
+    letters = {letter: word for word, letter in ANSWERS.items()}
+    word = letters.get(answer, answer)
+    if word not in ANSWERS:
+        raise BridgeError(f"bridge: unknown approval answer {str(answer)[:20]!r}")
+    return {"v": VERSION, "op": "approve_done", "id": msg_id, "answer": word}
 
 
 def replace_message(
@@ -150,9 +208,10 @@ def snapshot_request(msg_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Hello:
-    """The frontend's answer to the comm open."""
+    """The frontend's answer to the comm open, and the optional features it handles."""
 
     frontend: str
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,7 +348,11 @@ def parse_message(data: Any) -> Hello | Snapshot | Result | Action:
         raise BridgeError(f"bridge: protocol version {version!r} is not {VERSION}")
     op = data.get("op")
     if op == "hello":
-        return Hello(_str(data, "frontend"))
+        features = data.get("features") or []
+        if not isinstance(features, list) or len(features) > 50:
+            raise BridgeError("bridge: 'features' must be a list of names")
+        names = tuple(_str({"feature": f}, "feature", limit=50) for f in features)
+        return Hello(_str(data, "frontend"), names)
     if op == "snapshot":
         return _snapshot(data)
     if op == "result":

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import bridge as proto
@@ -76,6 +76,8 @@ class Bridge:
         self.comm: Any = None
         #: The frontend's hello (``None`` until one answered: no bridge).
         self.frontend: str | None = None
+        #: The optional features its hello named (``proto.AGENT``: approval cards, step cells).
+        self.features: frozenset[str] = frozenset()
         self.snapshot: proto.Snapshot | None = None
         self.results: dict[str, proto.Result] = {}
         self.targets: dict[str, proto.Target] = {}
@@ -101,19 +103,26 @@ class Bridge:
         """Close the comm; the bridge is gone until :meth:`open`."""
         comm, self.comm = self.comm, None
         self.frontend = None
+        self.features = frozenset()
         if comm is not None:
             comm.close()
 
     def _on_close(self, msg: Any) -> None:
         self.comm = None
         self.frontend = None
+        self.features = frozenset()
 
     @property
     def detected(self) -> bool:
         """Whether a frontend extension answered ``hello`` on the open comm."""
         return self.comm is not None and self.frontend is not None
 
-    def _send(self, data: dict[str, Any]) -> bool:
+    def supports(self, feature: str) -> bool:
+        """Whether the answering frontend named ``feature`` in its hello (e.g. ``agent``)."""
+        return self.detected and feature in self.features
+
+    def send(self, data: dict[str, Any]) -> bool:
+        """Send one built message (never waits); ``False`` when no frontend answered."""
         comm = self.comm
         if comm is None or self.frontend is None:
             return False
@@ -135,6 +144,7 @@ class Bridge:
         """Act on one validated message from the frontend."""
         if isinstance(message, proto.Hello):
             self.frontend = message.frontend
+            self.features = frozenset(message.features)
         elif isinstance(message, proto.Snapshot):
             self.snapshot = message
             self._wake(message.request_id)
@@ -157,7 +167,7 @@ class Bridge:
     def insert(
         self,
         after: str,
-        cells: Sequence[dict[str, str]],
+        cells: Sequence[Mapping[str, Any]],
         *,
         model: str,
         request_id: str | None,
@@ -166,7 +176,7 @@ class Bridge:
         """Insert ``cells`` after cell ``after``; the message id (``None``: no bridge)."""
         msg_id = msg_id or secrets.token_hex(8)
         data = proto.insert_message(msg_id, after, cells, proto.provenance(model, request_id))
-        return msg_id if self._send(data) else None
+        return msg_id if self.send(data) else None
 
     def replace(
         self, cell_id: str, source: str, *, model: str, request_id: str | None
@@ -174,7 +184,7 @@ class Bridge:
         """Propose ``source`` for ``cell_id`` as a diff; the message id (``None``: no bridge)."""
         msg_id = secrets.token_hex(8)
         data = proto.replace_message(msg_id, cell_id, source, proto.provenance(model, request_id))
-        return msg_id if self._send(data) else None
+        return msg_id if self.send(data) else None
 
     def fresh_snapshot(self, timeout: float = WAIT) -> proto.Snapshot | None:
         """Ask for a snapshot and wait up to ``timeout`` (background threads only).
@@ -188,7 +198,7 @@ class Bridge:
         event = threading.Event()
         with self._lock:
             self._waiters[msg_id] = event
-        if not self._send(proto.snapshot_request(msg_id)):
+        if not self.send(proto.snapshot_request(msg_id)):
             with self._lock:
                 self._waiters.pop(msg_id, None)
             return self.snapshot

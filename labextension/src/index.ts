@@ -4,15 +4,17 @@
  * The kernel side of glm-magic opens a comm (target `glm_magic.bridge`).
  * This extension answers `hello`, pushes a snapshot of the live notebook
  * before each cell runs, and carries out the few operations the schema
- * allows: insert cells, propose a replacement (a diff the user accepts or
- * rejects), answer a snapshot request. Everything from the kernel is data:
- * sources become cell text, notes become textContent; nothing is rendered as
- * HTML or run. Protocol: docs/bridge.md.
+ * allows: insert cells (for the agent: with their outputs, untrusted),
+ * propose a replacement (a diff the user accepts or rejects), answer a
+ * snapshot request, show the agent's approval cards (approval.ts).
+ * Everything from the kernel is data: sources become cell text, notes become
+ * textContent; nothing is rendered as trusted HTML or run. Protocol: docs/bridge.md.
  */
 import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { CodeCell } from '@jupyterlab/cells';
 import {
   INotebookTracker,
   Notebook,
@@ -21,9 +23,13 @@ import {
 } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 
+import { Approvals } from './approval';
 import { DiffView } from './diff';
+import { snapshot } from './snapshot';
 import {
   ACTIVE,
+  FEATURES,
+  IApproveMessage,
   InsertMessage,
   ReplaceMessage,
   TARGET,
@@ -31,11 +37,12 @@ import {
   validate
 } from './protocol';
 
-/** Outputs larger than this (JSON characters) reach the kernel as a short note. */
-const MAX_OUTPUT = 20000;
-
 interface IState {
   comm: Kernel.IComm | null;
+  /** The agent's approval cards on this kernel connection. */
+  approvals: Approvals | null;
+  /** Cells inserted with a `key`: key -> the cell's id, and where it was inserted. */
+  keys: Map<string, { id: string; after: string }>;
 }
 
 /** Per notebook panel: the comm to its kernel, if glm-magic opened one. */
@@ -62,56 +69,36 @@ function send(panel: NotebookPanel, data: Record<string, any>): boolean {
   return true;
 }
 
-function cellOutputs(model: any): any[] {
-  if (model.type !== 'code') {
-    return [];
-  }
-  const outputs: any[] = model.outputs.toJSON();
-  return outputs.map(output => {
-    const size = JSON.stringify(output).length;
-    if (size <= MAX_OUTPUT) {
-      return output;
-    }
-    return {
-      output_type: 'stream',
-      name: 'stdout',
-      text: `[an output of ${size} characters was left out]`
-    };
-  });
-}
-
-/** The live notebook: ids, types, sources (unsaved edits too), outputs, counts. */
-function snapshot(
-  panel: NotebookPanel,
-  runningCell: string | null,
-  id: string | null
-): Record<string, any> {
-  const notebook = panel.content;
-  const cells = notebook.widgets.map(cell => {
-    const model: any = cell.model;
-    return {
-      id: model.id,
-      cell_type: model.type,
-      source: model.sharedModel.getSource(),
-      execution_count: model.type === 'code' ? model.executionCount ?? null : null,
-      outputs: cellOutputs(model)
-    };
-  });
-  return {
-    op: 'snapshot',
-    id,
-    path: panel.context.path,
-    cells,
-    active_cell: notebook.activeCell?.model.id ?? null,
-    running_cell: runningCell
-  };
-}
-
 function cellIndex(notebook: Notebook, cellId: string): number {
   if (cellId === ACTIVE) {
     return notebook.activeCellIndex;
   }
   return notebook.widgets.findIndex(cell => cell.model.id === cellId);
+}
+
+/** Where `after` (a cell id, a key, ACTIVE) is; a deleted keyed cell's place is where it went. */
+function anchorIndex(panel: NotebookPanel, after: string): number {
+  const keys = states.get(panel)?.keys;
+  let at = cellIndex(panel.content, after);
+  for (let hops = 0; at < 0 && keys?.has(after) && hops < 1000; hops++) {
+    const entry = keys.get(after)!;
+    at = cellIndex(panel.content, entry.id);
+    after = entry.after;
+    if (at < 0) {
+      at = cellIndex(panel.content, after);
+    }
+  }
+  return at;
+}
+
+/** The code cell showing the run of execute request `parent` (the agent's running cell). */
+function cellOfRun(panel: NotebookPanel, parent: string): CodeCell | null {
+  for (const cell of panel.content.widgets) {
+    if (cell instanceof CodeCell && cell.outputArea.future?.msg.header.msg_id === parent) {
+      return cell;
+    }
+  }
+  return null;
 }
 
 function countOf(notebook: Notebook, index: number): number | null {
@@ -121,7 +108,7 @@ function countOf(notebook: Notebook, index: number): number | null {
 
 function doInsert(panel: NotebookPanel, msg: InsertMessage): void {
   const notebook = panel.content;
-  const index = cellIndex(notebook, msg.after);
+  const index = anchorIndex(panel, msg.after);
   const note = pendingNotes.get(msg.id);
   pendingNotes.delete(msg.id);
   if (index < 0 || !notebook.model) {
@@ -136,12 +123,23 @@ function doInsert(panel: NotebookPanel, msg: InsertMessage): void {
     }
     return;
   }
+  // No `trusted` in the metadata: outputs from the kernel render untrusted (sanitised, no scripts).
   const cells = msg.cells.map(cell => ({
     cell_type: cell.cell_type,
     source: cell.source,
-    metadata: { glm_magic: msg.provenance }
+    metadata: { glm_magic: msg.provenance },
+    ...(cell.cell_type === 'code'
+      ? { outputs: cell.outputs ?? [], execution_count: cell.execution_count ?? null }
+      : {})
   }));
-  notebook.model.sharedModel.insertCells(index + 1, cells as any);
+  const anchor = notebook.widgets[index]?.model.id ?? '';
+  const made = notebook.model.sharedModel.insertCells(index + 1, cells as any);
+  const keys = states.get(panel)?.keys;
+  msg.cells.forEach((cell, i) => {
+    if (cell.key !== undefined && made[i] && keys) {
+      keys.set(cell.key, { id: made[i].getId(), after: i === 0 ? anchor : made[i - 1].getId() });
+    }
+  });
   const below = countOf(notebook, index);
   send(panel, { op: 'result', id: msg.id, status: 'inserted', below });
   if (note) {
@@ -181,7 +179,23 @@ function doReplace(panel: NotebookPanel, msg: ReplaceMessage): void {
   });
 }
 
-function onMessage(panel: NotebookPanel, data: unknown): void {
+function doApprove(panel: NotebookPanel, msg: IApproveMessage, parent: string | null): void {
+  const approvals = states.get(panel)?.approvals;
+  const cell =
+    msg.cell_id !== null
+      ? panel.content.widgets[cellIndex(panel.content, msg.cell_id)]
+      : parent
+        ? cellOfRun(panel, parent)
+        : null;
+  if (!cell || !approvals) {
+    // The input box still asks: nothing is lost without the card.
+    warn('approve: the agent\'s cell is not in this notebook; answer in its input box');
+    return;
+  }
+  approvals.show(cell, msg, parent);
+}
+
+function onMessage(panel: NotebookPanel, data: unknown, parent: string | null): void {
   const msg = validate(data);
   if (typeof msg === 'string') {
     warn(`refused a message: ${msg}`);
@@ -193,6 +207,10 @@ function onMessage(panel: NotebookPanel, data: unknown): void {
     doReplace(panel, msg);
   } else if (msg.op === 'snapshot_request') {
     send(panel, snapshot(panel, null, msg.id));
+  } else if (msg.op === 'approve') {
+    doApprove(panel, msg, parent);
+  } else if (msg.op === 'approve_done') {
+    states.get(panel)?.approvals?.done(msg.id);
   }
 }
 
@@ -209,17 +227,21 @@ function attach(
     );
     return;
   }
-  const state = states.get(panel) ?? { comm: null };
+  const state: IState = states.get(panel) ?? { comm: null, approvals: null, keys: new Map() };
   states.set(panel, state);
   state.comm = comm;
+  const kernel = panel.sessionContext.session?.kernel;
+  if (kernel && !state.approvals) {
+    state.approvals = new Approvals(kernel, parent => cellOfRun(panel, parent));
+  }
   comm.onMsg = (msg: KernelMessage.ICommMsgMsg) =>
-    onMessage(panel, msg.content.data);
+    onMessage(panel, msg.content.data, (msg.parent_header as any)?.msg_id || null);
   comm.onClose = () => {
     if (state.comm === comm) {
       state.comm = null;
     }
   };
-  send(panel, { op: 'hello', frontend: `${app.name} ${app.version}` });
+  send(panel, { op: 'hello', frontend: `${app.name} ${app.version}`, features: FEATURES });
 }
 
 function connect(app: JupyterFrontEnd, panel: NotebookPanel): void {
@@ -313,9 +335,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const watch = (panel: NotebookPanel): void => {
       panel.sessionContext.ready.then(() => connect(app, panel));
       panel.sessionContext.kernelChanged.connect(() => {
+        states.get(panel)?.approvals?.dispose();
         states.delete(panel);
         connect(app, panel);
       });
+      panel.disposed.connect(() => states.get(panel)?.approvals?.dispose());
     };
     // Notebooks opened before this plugin activated (a URL, a restored layout) too.
     tracker.forEach(watch);

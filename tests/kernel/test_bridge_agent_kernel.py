@@ -1,0 +1,219 @@
+"""The agent's bridge operations in a real kernel; the test plays the frontend.
+
+``glm_magic.ipython.bridge_agent`` only sends (the agent runs in a cell, where the
+kernel hears no comm message): an ``approve`` card, then the agent's ``input()``
+asks on stdin, and the answer comes back there, never over the comm. Steps are
+inserted as cells with their outputs, chained by keys. What a frontend needs to
+place a card (the running cell's id, the execute request as the parent of every
+message) is checked here too.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from glm_magic.testing import EndpointServer
+
+from ..conftest import FAKE_KEY
+from .harness import Execution, Kernel, kernel_env
+
+PROMPT = "Step 1: run this code? [y]es / [n]o / [a]ll / [q]uit "
+HELLO = {"v": 1, "op": "hello", "frontend": "TestLab 1", "features": ["agent"]}
+
+
+def run_with_stdin(
+    k: Kernel, code: str, cell_id: str | None, answers: dict[str, str], timeout: float = 60
+) -> tuple[Execution, list[dict[str, Any]]]:
+    """Run ``code`` as JupyterLab does (``allow_stdin``), answering each prompt from ``answers``."""
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": True,
+        "stop_on_error": True,
+    }
+    msg = k.kc.session.msg("execute_request", content)
+    if cell_id is not None:
+        msg["metadata"]["cellId"] = cell_id
+    k.kc.shell_channel.send(msg)
+    ex = Execution(str(msg["header"]["msg_id"]))
+    requests: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while not ex.reply:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no reply; prompts seen: {requests}")
+        try:
+            request = k.kc.get_stdin_msg(timeout=0.1)
+        except queue.Empty:
+            pass
+        else:
+            requests.append(request)
+            reply = k.kc.session.msg(
+                "input_reply", {"value": answers[request["content"]["prompt"]]}
+            )
+            reply["parent_header"] = request["header"]
+            k.kc.stdin_channel.send(reply)
+        try:
+            shell = k.kc.get_shell_msg(timeout=0.1)
+        except queue.Empty:
+            continue
+        if shell["parent_header"].get("msg_id") == ex.msg_id:
+            ex.reply = shell
+    while True:  # everything it published, up to its idle
+        m = k.kc.get_iopub_msg(timeout=timeout)
+        if m["parent_header"].get("msg_id") != ex.msg_id:
+            continue
+        if m["msg_type"] == "status":
+            if m["content"]["execution_state"] == "idle":
+                return ex, requests
+            continue
+        ex.messages.append(m)
+
+
+def comm_data(ex: Execution, op: str) -> list[dict[str, Any]]:
+    return [m["content"]["data"] for m in ex.of("comm_msg") if m["content"]["data"].get("op") == op]
+
+
+@pytest.fixture
+def kernel(endpoint: EndpointServer) -> Iterator[tuple[Kernel, Any]]:
+    k = Kernel(kernel_env(endpoint.base_url, RUNAPI_KEY=FAKE_KEY))
+    try:
+        ex = k.run("%load_ext glm_magic")
+        assert ex.status == "ok", ex.messages
+        [opened] = ex.of("comm_open")
+        comm_id = opened["content"]["comm_id"]
+
+        def send(data: Any) -> None:
+            k.kc.shell_channel.send(
+                k.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+            )
+
+        yield k, send
+    finally:
+        k.shutdown()
+
+
+PROBE = (
+    "from glm_magic.ipython.bridge_agent import agent_bridge\n"
+    "ab = agent_bridge(get_ipython())\n"
+    "print('bridge:', None if ab is None else ab.cell_id)"
+)
+
+
+def test_the_agent_uses_the_bridge_only_when_the_frontend_names_the_feature(
+    kernel: tuple[Kernel, Any],
+) -> None:
+    k, send = kernel
+    assert "bridge: None" in k.run(PROBE, cell_id="c1").stdout, "no frontend answered"
+    send({"v": 1, "op": "hello", "frontend": "OldLab 1"})
+    assert "bridge: None" in k.run(PROBE, cell_id="c1").stdout, "an older extension"
+    send(HELLO)
+    assert "bridge: agent7" in k.run(PROBE, cell_id="agent7").stdout
+
+
+def test_a_card_is_sent_and_input_is_answered_over_stdin_only(
+    kernel: tuple[Kernel, Any],
+) -> None:
+    k, send = kernel
+    send(HELLO)
+    code = (
+        "from glm_magic.ipython.bridge_agent import agent_bridge\n"
+        "ab = agent_bridge(get_ipython())\n"
+        f"aid = ab.ask(1, 'print(6 * 7)  # <b>bold</b>', {PROMPT!r})\n"
+        f"got = input({PROMPT!r})\n"
+        "ab.answered(aid, got)\n"
+        "print('answer', repr(got))"
+    )
+    # The frontend never answers over the comm: the cell must not wait for it.
+    ex, requests = run_with_stdin(k, code, "agent1", {PROMPT: "a"})
+    assert ex.status == "ok", ex.messages
+    assert "answer 'a'" in ex.stdout
+    [request] = requests
+    [card] = comm_data(ex, "approve")
+    assert card["v"] == 1 and card["id"] and card["step"] == 1
+    assert card["cell_id"] == "agent1" and card["code"] == "print(6 * 7)  # <b>bold</b>"
+    assert card["prompt"] == request["content"]["prompt"], "the card names the exact prompt"
+    [done] = comm_data(ex, "approve_done")
+    assert done == {"v": 1, "op": "approve_done", "id": card["id"], "answer": "all"}
+    # The frontend finds the running cell and ends the card with its run by this parent.
+    for m in ex.of("comm_msg"):
+        assert m["parent_header"]["msg_id"] == ex.msg_id
+    assert request["parent_header"]["msg_id"] == ex.msg_id
+
+
+def test_steps_are_inserted_below_the_agent_cell_then_below_each_other(
+    kernel: tuple[Kernel, Any],
+) -> None:
+    k, send = kernel
+    send(HELLO)
+    code = (
+        "from glm_magic.ipython.bridge_agent import agent_bridge\n"
+        "ab = agent_bridge(get_ipython())\n"
+        "out = [{'output_type': 'stream', 'name': 'stdout', 'text': 'north 120\\n'},\n"
+        "       {'output_type': 'stream', 'name': 'stdout', 'text': 'south 80\\n'},\n"
+        "       {'output_type': 'display_data', 'metadata': {},\n"
+        "        'data': {'text/html': '<img src=x onerror=alert(1)>', 'text/plain': 'x'}}]\n"
+        "ab.insert_step('print(totals)', out, 5, provenance={'generated_by': 'glm-magic',\n"
+        "               'model': 'glm-5.1', 'request_id': 'r1'})\n"
+        "ab.insert_step('## Result', [], None, cell_type='markdown')\n"
+        "ab.insert_step('1/0', [{'output_type': 'error', 'ename': 'ZeroDivisionError',\n"
+        "               'evalue': 'division by zero', 'traceback': ['ZeroDivisionError']}], 6)\n"
+    )
+    ex = k.run(code, cell_id="agent1")
+    assert ex.status == "ok", ex.messages
+    first, second, third = comm_data(ex, "insert")
+    [c1], [c2], [c3] = first["cells"], second["cells"], third["cells"]
+    assert first["after"] == "agent1", "the first step goes directly below the agent's cell"
+    assert second["after"] == c1["key"] and third["after"] == c2["key"], "then chained by key"
+    assert len({c1["key"], c2["key"], c3["key"], "agent1"}) == 4
+    assert c1["source"] == "print(totals)" and c1["execution_count"] == 5
+    assert c1["outputs"][0] == {
+        "output_type": "stream",
+        "name": "stdout",
+        "text": "north 120\nsouth 80\n",
+    }
+    assert c1["outputs"][1]["data"]["text/html"] == "<img src=x onerror=alert(1)>", "as data"
+    assert first["provenance"] == {
+        "generated_by": "glm-magic",
+        "model": "glm-5.1",
+        "request_id": "r1",
+    }
+    assert c2 == {"cell_type": "markdown", "source": "## Result", "key": c2["key"]}
+    assert second["provenance"]["generated_by"] == "glm-magic"
+    assert c3["outputs"][0]["ename"] == "ZeroDivisionError" and c3["execution_count"] == 6
+
+
+def test_a_malformed_step_is_one_line_and_nothing_is_sent(kernel: tuple[Kernel, Any]) -> None:
+    k, send = kernel
+    send(HELLO)
+    ex = k.run(
+        "from glm_magic.ipython.bridge_agent import agent_bridge\n"
+        "ab = agent_bridge(get_ipython())\n"
+        "ab.insert_step('x', [{'output_type': 'stream', 'name': 'stdin', 'text': 'y'}], 1)",
+        cell_id="agent1",
+    )
+    assert ex.error is not None and ex.error["ename"] == "BridgeError"
+    assert "stdout or stderr" in ex.error["evalue"] and "\n" not in ex.error["evalue"]
+    assert not comm_data(ex, "insert")
+
+
+def test_without_a_cell_id_the_frontend_places_things_itself(
+    kernel: tuple[Kernel, Any],
+) -> None:
+    k, send = kernel
+    send(HELLO)
+    ex = k.run(
+        "from glm_magic.ipython.bridge_agent import agent_bridge\n"
+        "ab = agent_bridge(get_ipython())\n"
+        f"ab.ask(2, 'x = 1', {PROMPT!r})\n"
+        "ab.insert_step('x = 1', [], 3)"
+    )
+    [card] = comm_data(ex, "approve")
+    [insert] = comm_data(ex, "insert")
+    assert card["cell_id"] is None and insert["after"] == "@active"
