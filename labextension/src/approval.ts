@@ -23,22 +23,42 @@ import { ANSWERS, Answer, IApproveMessage } from './protocol';
 
 type OutputArea = CodeCell['outputArea'];
 
-/** What each button says; `title` is the longer label screen readers and tooltips get. */
-const BUTTONS: { answer: Answer; text: string; title: string; mod: string }[] = [
-  { answer: 'run', text: 'Run', title: 'Run this step', mod: 'jp-mod-accept' },
+/** Each button: its text, its accessible name (holds the text), its tooltip, its style. */
+const BUTTONS: {
+  answer: Answer;
+  text: string;
+  label: (step: number) => string;
+  title: string;
+  mod: string;
+}[] = [
+  {
+    answer: 'run',
+    text: 'Run',
+    label: step => `Run step ${step}`,
+    title: 'Run this code in the kernel',
+    mod: 'jp-mod-accept'
+  },
   {
     answer: 'skip',
     text: 'Skip',
-    title: 'Skip this step (the agent is told it was declined)',
+    label: step => `Skip step ${step}`,
+    title: 'Do not run it; the agent is told it was declined',
     mod: 'jp-mod-reject'
   },
   {
     answer: 'all',
     text: 'Run all for this task',
+    label: step => `Run all for this task, from step ${step}`,
     title: 'Run this step and every later step of this task without asking',
     mod: ''
   },
-  { answer: 'stop', text: 'Stop', title: 'Stop the agent', mod: 'jp-mod-warn' }
+  {
+    answer: 'stop',
+    text: 'Stop',
+    label: step => `Stop the agent at step ${step}`,
+    title: 'Stop the agent: nothing more runs',
+    mod: 'jp-mod-warn'
+  }
 ];
 
 const SETTLED: Record<Answer, string> = {
@@ -101,7 +121,7 @@ export class ApprovalCard extends Widget {
       button.className = `jp-mod-styled ${spec.mod} glm-bridge-approval-${spec.answer}`.trim();
       button.textContent = spec.text;
       button.title = spec.title;
-      button.setAttribute('aria-label', `${spec.title}: step ${msg.step}`);
+      button.setAttribute('aria-label', spec.label(msg.step));
       button.addEventListener('click', () => onAnswer(spec.answer));
       bar.appendChild(button);
     }
@@ -306,7 +326,10 @@ export class Approvals {
     latest.box = item ?? null;
     latest.area = area;
     if (latest.reply !== null) {
-      this._removeBox(latest); // a click answered before the box was made
+      // A click answered before the box was made. JupyterLab 4.1+ tells us before it adds
+      // the box to the output area: remove it once that is done, or it would come back.
+      const request = latest;
+      void Promise.resolve().then(() => this._removeBox(request));
     }
   }
 
