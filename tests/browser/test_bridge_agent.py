@@ -80,7 +80,7 @@ def test_typing_in_the_input_box_answers_and_the_card_goes(
     page: Any, server: JupyterServer, endpoint: EndpointServer
 ) -> None:
     nb = bridged(page, server, "typed.ipynb")
-    cell = nb.run(stand_in_agent(["print('typed')"]))
+    cell = nb.run(stand_in_agent(["print('typed')", "x = 2"]))
     first = card(cell, 1)
     first.wait_for(timeout=30_000)
     wait_for_prompt(cell, 1)
@@ -89,10 +89,16 @@ def test_typing_in_the_input_box_answers_and_the_card_goes(
     page.keyboard.insert_text("n")
     page.keyboard.press("Enter")
     wait_answered(cell, 1, "skip")
+    # The card goes on the kernel's word (approve_done), while the run goes on.
+    second = card(cell, 2)
+    second.wait_for(timeout=30_000)
     poll(lambda: first.count() == 0, timeout=20)
-    nb.wait_idle(cell)
     no_box_left_for(cell, 1)  # JupyterLab removes its own box half a second after Enter
     assert recorded_answer(cell, 1) == "n", outputs_text(cell)
+    wait_for_prompt(cell, 2)
+    button(second, "stop", 2).click()
+    wait_answered(cell, 2, "stop")
+    nb.wait_idle(cell)
 
     # A run that ends without an answer (the agent failed) takes its card with it.
     crashed = nb.run(stand_in_agent(["x = 1"], crash=True))
@@ -155,3 +161,45 @@ def test_steps_become_cells_below_with_outputs_rendered_untrusted(
     assert page.evaluate("window.__glm_step_pwned || 0") == 0
     assert page.evaluate("window.__glm_step_script || 0") == 0
     nb.shot("agent-step-cells")
+
+
+def test_malformed_agent_messages_are_refused_and_change_nothing(
+    page: Any, server: JupyterServer, endpoint: EndpointServer
+) -> None:
+    warnings: list[str] = []
+    page.on(
+        "console",
+        lambda m: warnings.append(m.text) if "glm-magic bridge" in m.text else None,
+    )
+    nb = bridged(page, server, "hostileagent.ipynb")
+    before = sources(nb)
+    stream = {"output_type": "stream", "name": "stdout", "text": "x"}
+    insert = {"v": 1, "op": "insert", "id": "i", "after": "@active", "provenance": {}}
+    bad = [
+        {"v": 1, "op": "approve", "id": "a", "cell_id": None, "step": "1", "code": "x",
+         "prompt": "p"},
+        {"v": 1, "op": "approve", "id": "a", "step": 1, "code": "x", "prompt": "p"},
+        {"v": 1, "op": "approve_done", "id": "a", "answer": "yes"},
+        {**insert, "cells": [{"cell_type": "code", "source": "x", "key": 5}]},
+        {**insert, "cells": [{"cell_type": "code", "source": "x", "execution_count": -1}]},
+        {**insert, "cells": [{"cell_type": "markdown", "source": "x", "outputs": [stream]}]},
+        {**insert, "cells": [{"cell_type": "code", "source": "x",
+                              "outputs": [{**stream, "name": "stdin"}]}]},
+        {**insert, "cells": [{"cell_type": "code", "source": "x",
+                              "outputs": [{"output_type": "display_data",
+                                           "data": {"text/html": 7}}]}]},
+    ]  # fmt: skip
+    cell = nb.run(
+        "import glm_magic.ipython.bridge as b\n"
+        "comm = b.get(get_ipython()).comm\n"
+        f"for m in {bad!r}:\n"
+        "    comm.send(m)\n"
+        "print('sent')"
+    )
+    nb.wait_idle(cell)
+    poll(lambda: len(warnings) >= len(bad), timeout=20)
+    assert len(warnings) == len(bad), warnings
+    assert all("refused a message" in w for w in warnings), warnings
+    assert page.locator(CARD).count() == 0
+    texts = sources(nb)
+    assert texts[: len(before) - 1] == before[:-1] and len(texts) == len(before) + 1, texts
