@@ -79,16 +79,15 @@ function cellIndex(notebook: Notebook, cellId: string): number {
 /** Where `after` (a cell id, a key, ACTIVE) is; a deleted keyed cell's place is where it went. */
 function anchorIndex(panel: NotebookPanel, after: string): number {
   const keys = states.get(panel)?.keys;
-  let at = cellIndex(panel.content, after);
-  for (let hops = 0; at < 0 && keys?.has(after) && hops < 1000; hops++) {
-    const entry = keys.get(after)!;
-    at = cellIndex(panel.content, entry.id);
-    after = entry.after;
-    if (at < 0) {
-      at = cellIndex(panel.content, after);
+  for (let hops = 0; hops < 1000; hops++) {
+    const entry = keys?.get(after);
+    const at = cellIndex(panel.content, entry ? entry.id : after);
+    if (at >= 0 || !entry) {
+      return at;
     }
+    after = entry.after; // that cell was deleted: use what it was inserted after
   }
-  return at;
+  return -1;
 }
 
 /** The code cell showing the run of execute request `parent` (the agent's running cell). */
@@ -132,12 +131,12 @@ function doInsert(panel: NotebookPanel, msg: InsertMessage): void {
       ? { outputs: cell.outputs ?? [], execution_count: cell.execution_count ?? null }
       : {})
   }));
-  const anchor = notebook.widgets[index]?.model.id ?? '';
   const made = notebook.model.sharedModel.insertCells(index + 1, cells as any);
   const keys = states.get(panel)?.keys;
   msg.cells.forEach((cell, i) => {
     if (cell.key !== undefined && made[i] && keys) {
-      keys.set(cell.key, { id: made[i].getId(), after: i === 0 ? anchor : made[i - 1].getId() });
+      const before = i === 0 ? msg.after : msg.cells[i - 1].key ?? made[i - 1].getId();
+      keys.set(cell.key, { id: made[i].getId(), after: before });
     }
   });
   const below = countOf(notebook, index);

@@ -27,7 +27,7 @@ from .agent_ui import (
     wait_for_prompt,
 )
 from .jupyter import OUTPUT, JupyterServer
-from .test_bridge import bridged, sources
+from .test_bridge import bridged, select_cell, sources
 from .test_browser import poll
 
 HOSTILE = "x = '<b>bold</b><img src=x onerror=\"window.__glm_card_pwned=1\">'"
@@ -203,3 +203,35 @@ def test_malformed_agent_messages_are_refused_and_change_nothing(
     assert page.locator(CARD).count() == 0
     texts = sources(nb)
     assert texts[: len(before) - 1] == before[:-1] and len(texts) == len(before) + 1, texts
+
+
+def test_a_step_after_deleted_steps_goes_where_they_were(
+    page: Any, server: JupyterServer, endpoint: EndpointServer
+) -> None:
+    nb = bridged(page, server, "deleted.ipynb")
+    gate = server.root / "go-deleted"
+    agent = nb.run(
+        "import os, time\n"
+        "from glm_magic.ipython.bridge_agent import agent_bridge\n"
+        "ab = agent_bridge(get_ipython())\n"
+        "ab.insert_step('step_one = 1', [], 1)\n"
+        "ab.insert_step('step_two = 2', [], 2)\n"
+        f"while not os.path.exists({gate.name!r}):\n"
+        "    time.sleep(0.05)\n"
+        "ab.insert_step('step_three = 3', [], 3)\n"
+        "print('inserted')"
+    )
+    poll(lambda: "step_two = 2" in sources(nb), timeout=30)
+    # The user deletes both earlier steps while the agent works: the next one still
+    # goes directly below the agent's cell, where they were.
+    for text in ("step_two = 2", "step_one = 1"):
+        select_cell(nb, sources(nb).index(text))
+        page.keyboard.press("d")
+        page.keyboard.press("d")
+        poll(lambda text=text: text not in sources(nb), timeout=10)
+    gate.write_text("")
+    nb.wait_idle(agent)
+    poll(lambda: "step_three = 3" in sources(nb), timeout=20)
+    texts = sources(nb)
+    at = next(i for i, t in enumerate(texts) if t.startswith("import os, time"))
+    assert texts[at + 1] == "step_three = 3", texts
