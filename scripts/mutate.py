@@ -35,6 +35,7 @@ HTML = "tests/test_htmlrender.py"
 PANEL_PREVIEW = "tests/test_panel.py::test_the_panel_preview_masks_the_configured_key"
 CRASH_HOOK = "tests/peer/test_crash_hook.py"
 BRIDGE_KERNEL = "tests/kernel/test_bridge_kernel.py"
+BRIDGE_AGENT = "tests/kernel/test_bridge_agent_kernel.py"
 REPLAY = "tests/kernel/test_replay.py"
 NBS = "tests/test_replay_notebooks.py"
 AGENT = "tests/kernel/test_agent_kernel.py"
@@ -396,6 +397,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if found is None or here is None or not blocks:\n        return False",
         "    if found is None or here is None or not blocks:\n        return True",
         (f"{BRIDGE_KERNEL}::test_without_an_answer_everything_falls_back",),
+    ),
+    # -- issue 10: the bridge's agent operations (their browser side: tests/browser) --------
+    Mutation(
+        "bridge agent: cards sent to a frontend that did not name the agent feature",
+        "glm_magic/ipython/bridge_agent.py",
+        "if found is None or not found.supports(proto.AGENT):",
+        "if found is None:",
+        (
+            f"{BRIDGE_AGENT}::test_the_agent_uses_the_bridge_only_when_the_frontend_names_the_feature",
+        ),
+    ),
+    Mutation(
+        "bridge agent: later steps inserted below the agent's cell, not below the last step",
+        "glm_magic/ipython/bridge_agent.py",
+        "after = self._last_key or self.cell_id or proto.ACTIVE",
+        "after = self.cell_id or proto.ACTIVE",
+        (f"{BRIDGE_AGENT}::test_steps_are_inserted_below_the_agent_cell_then_below_each_other",),
+    ),
+    Mutation(
+        "bridge agent: a malformed step output sent on",
+        "glm_magic/bridge_cells.py",
+        'if name not in ("stdout", "stderr") or text is None:',
+        "if text is None:",
+        (
+            "tests/test_bridge_cells.py",
+            f"{BRIDGE_AGENT}::test_a_malformed_step_is_one_line_and_nothing_is_sent",
+        ),
     ),
     # -- issue 11: replay, provenance, spending limits --------------------------------------
     Mutation(
