@@ -15,6 +15,7 @@ too large replaced by a one-line note), or a one-line reason they are refused.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,10 @@ def _bundle(data: Any) -> dict[str, Any] | str:
             return "a MIME type must be a short string"
         if _is_json_mime(mime):
             out[mime] = value  # any JSON value; it is data, never run
+            continue
+        if isinstance(value, (bytes, bytearray)):
+            # A raw image from a _repr_png_: what ipykernel itself sends is base64 text.
+            out[mime] = base64.b64encode(bytes(value)).decode("ascii")
             continue
         text = _text(value)
         if text is None:

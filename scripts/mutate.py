@@ -422,7 +422,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if text is None:",
         (
             "tests/test_bridge_cells.py",
-            f"{BRIDGE_AGENT}::test_a_malformed_step_is_one_line_and_nothing_is_sent",
+            f"{BRIDGE_AGENT}::test_an_output_that_cannot_be_shown_becomes_a_note_and_the_step_is_still_inserted",
         ),
     ),
     # -- issue 11: replay, provenance, spending limits --------------------------------------

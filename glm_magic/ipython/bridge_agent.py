@@ -28,12 +28,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import bridge as proto
+from ..bridge_cells import normalise_outputs
 from .bridge import active, current_cell_id
 
 if TYPE_CHECKING:
     from .bridge import Bridge
 
 __all__ = ["AgentBridge", "agent_bridge"]
+
+
+def _shown(output: Any) -> Any:
+    """``output`` when the frontend can show it, else a one-line note saying why not."""
+    why = normalise_outputs([output])
+    if isinstance(why, str):
+        kind = output.get("output_type") if isinstance(output, Mapping) else None
+        text = f"[an output ({str(kind)[:40]}) could not be shown: {why}]\n"
+        return {"output_type": "stream", "name": "stderr", "text": text}
+    return output
 
 
 def agent_bridge(shell: Any) -> AgentBridge | None:
@@ -86,19 +97,22 @@ class AgentBridge:
         """Insert a step's cell with its outputs: below the agent's cell, then below the last.
 
         ``outputs`` are nbformat outputs (stream, display_data, execute_result,
-        error); they are shown untrusted (sanitised HTML, nothing runs). A
-        malformed one raises :class:`~glm_magic.bridge.BridgeError` (one line);
-        a huge one is replaced by a note. ``provenance`` (string values) is
-        stored as the cell's ``metadata.glm_magic``.
+        error); they are shown untrusted (sanitised HTML, nothing runs). One
+        that cannot be shown (not nbformat, not JSON) is replaced by a one-line
+        note, as is a huge one: the step's cell is always inserted.
+        ``provenance`` (string values; ``generated_by`` and ``time`` are added)
+        is stored as the cell's ``metadata.glm_magic``; a non-string value
+        raises :class:`~glm_magic.bridge.BridgeError`.
         """
         key = f"glm-step-{secrets.token_hex(8)}"
         cell: dict[str, Any] = {"cell_type": cell_type, "source": source, "key": key}
         if cell_type == "code":
-            cell["outputs"] = outputs
+            cell["outputs"] = [_shown(output) for output in outputs]
             cell["execution_count"] = execution_count
-        prov: Mapping[str, Any] = provenance or {
+        prov: Mapping[str, Any] = {
             "generated_by": "glm-magic",
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(provenance or {}),
         }
         after = self._last_key or self.cell_id or proto.ACTIVE
         data = proto.insert_message(secrets.token_hex(8), after, [cell], prov)

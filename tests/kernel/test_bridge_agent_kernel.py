@@ -179,28 +179,39 @@ def test_steps_are_inserted_below_the_agent_cell_then_below_each_other(
         "text": "north 120\nsouth 80\n",
     }
     assert c1["outputs"][1]["data"]["text/html"] == "<img src=x onerror=alert(1)>", "as data"
-    assert first["provenance"] == {
-        "generated_by": "glm-magic",
-        "model": "glm-5.1",
-        "request_id": "r1",
-    }
+    assert first["provenance"]["model"] == "glm-5.1" and first["provenance"]["request_id"] == "r1"
+    assert first["provenance"]["generated_by"] == "glm-magic"
+    assert first["provenance"]["time"].endswith("Z")
     assert c2 == {"cell_type": "markdown", "source": "## Result", "key": c2["key"]}
     assert second["provenance"]["generated_by"] == "glm-magic"
     assert c3["outputs"][0]["ename"] == "ZeroDivisionError" and c3["execution_count"] == 6
 
 
-def test_a_malformed_step_is_one_line_and_nothing_is_sent(kernel: tuple[Kernel, Any]) -> None:
+def test_an_output_that_cannot_be_shown_becomes_a_note_and_the_step_is_still_inserted(
+    kernel: tuple[Kernel, Any],
+) -> None:
     k, send = kernel
     send(HELLO)
     ex = k.run(
         "from glm_magic.ipython.bridge_agent import agent_bridge\n"
         "ab = agent_bridge(get_ipython())\n"
-        "ab.insert_step('x', [{'output_type': 'stream', 'name': 'stdin', 'text': 'y'}], 1)",
+        "odd = {'output_type': 'stream', 'name': 'stdin', 'text': 'y'}\n"
+        "png = {'output_type': 'display_data', 'metadata': {},\n"
+        "       'data': {'image/png': b'\\x89PNG', 'text/plain': '<Figure>'}}\n"
+        "ab.insert_step('x', [odd, png], 1)\n"
+        "try:\n"
+        "    ab.insert_step('x', [], 1, provenance={'model': None})\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)",
         cell_id="agent1",
     )
-    assert ex.error is not None and ex.error["ename"] == "BridgeError"
-    assert "stdout or stderr" in ex.error["evalue"] and "\n" not in ex.error["evalue"]
-    assert not comm_data(ex, "insert")
+    assert ex.status == "ok", ex.messages
+    [insert] = comm_data(ex, "insert")
+    note, image = insert["cells"][0]["outputs"]
+    assert note["name"] == "stderr" and "could not be shown" in note["text"]
+    assert "stdout or stderr" in note["text"] and note["text"].count("\n") == 1
+    assert image["data"]["image/png"] == "iVBORw==", "raw bytes as base64, as ipykernel sends"
+    assert ex.stdout.strip() == "BridgeError bridge: provenance values must be strings"
 
 
 def test_without_a_cell_id_the_frontend_places_things_itself(
