@@ -68,6 +68,9 @@ const SETTLED: Record<Answer, string> = {
   stop: 'Stop: the agent stops.'
 };
 
+/** Typed replies the agent takes as an answer (anything else, it asks again). */
+const DECISIVE = new Set(['y', 'yes', 'n', 'no', 'a', 'all', 'q', 'quit']);
+
 /** A stdin request from the kernel, while it may still matter. */
 interface IRequest {
   header: KernelMessage.IHeader;
@@ -273,7 +276,16 @@ export class Approvals {
       const request = this._requests.get(parent);
       if (request && !request.answered) {
         request.answered = true;
-        request.card?.settle('Answered in the input box.');
+        const card = request.card;
+        const typed = String((msg.content as any).value ?? '').trim().toLowerCase();
+        if (card && DECISIVE.has(typed)) {
+          card.settle('Answered in the input box.');
+        } else if (card) {
+          // Not an answer the agent takes: it asks again, and the card answers that.
+          request.card = null;
+          card.request = null;
+          card.say(`"${typed.slice(0, 20)}" is not y, n, a or q: the agent asks again.`);
+        }
       }
     } else if (args.direction === 'recv' && type === 'status') {
       const state = (msg.content as KernelMessage.IStatusMsg['content']).execution_state;

@@ -61,7 +61,11 @@ def stand_in_agent(codes: list[str], *, gate: str | None = None, crash: bool = F
             "        time.sleep(0.05)",
         ]
     lines += [
-        "    reply = input(prompt)",
+        "    for _ in range(3):  # like the agent: an unclear answer is asked again",
+        "        reply = input(prompt)",
+        "        if reply.strip().lower() in ('y', 'n', 'a', 'q'):",
+        "            break",
+        "        print('Answer y, n, a or q.')",
         "    ab.answered(aid, reply)",
         "    print(f'step {step} -> {reply!r}')",
     ]
@@ -87,6 +91,13 @@ def stdin_boxes(cell: Any) -> list[str]:
 def wait_for_prompt(cell: Any, step: int, timeout: float = 30) -> None:
     """Until the kernel's stdin request for ``step`` is shown (its box is there)."""
     poll(lambda: any(f"Step {step}:" in p for p in stdin_boxes(cell)), timeout=timeout)
+
+
+def wait_for_fresh_box(cell: Any, timeout: float = 30) -> Any:
+    """Until an input box nobody typed into is open in ``cell`` (a new or repeated prompt)."""
+    boxes = cell.locator(STDIN_INPUT)
+    poll(lambda: boxes.evaluate_all("els => els.some(e => e.value === '')"), timeout=timeout)
+    return boxes.last
 
 
 def no_box_left_for(cell: Any, step: int, timeout: float = 10) -> None:

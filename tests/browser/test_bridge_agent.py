@@ -24,6 +24,7 @@ from .agent_ui import (
     stand_in_agent,
     stdin_boxes,
     wait_answered,
+    wait_for_fresh_box,
     wait_for_prompt,
 )
 from .jupyter import OUTPUT, JupyterServer
@@ -84,8 +85,7 @@ def test_typing_in_the_input_box_answers_and_the_card_goes(
     first = card(cell, 1)
     first.wait_for(timeout=30_000)
     wait_for_prompt(cell, 1)
-    box = cell.locator(STDIN_INPUT)
-    box.click()
+    wait_for_fresh_box(cell).click()
     page.keyboard.insert_text("n")
     page.keyboard.press("Enter")
     wait_answered(cell, 1, "skip")
@@ -95,10 +95,19 @@ def test_typing_in_the_input_box_answers_and_the_card_goes(
     poll(lambda: first.count() == 0, timeout=20)
     no_box_left_for(cell, 1)  # JupyterLab removes its own box half a second after Enter
     assert recorded_answer(cell, 1) == "n", outputs_text(cell)
+
+    # Something the agent does not take, typed: it asks again, and the card still answers.
     wait_for_prompt(cell, 2)
+    wait_for_fresh_box(cell).click()
+    page.keyboard.insert_text("maybe")
+    page.keyboard.press("Enter")
+    poll(lambda: "Answer y, n, a or q." in outputs_text(cell), timeout=20)
+    assert "not y, n, a or q" in second.locator(".glm-bridge-approval-status").inner_text()
+    wait_for_fresh_box(cell)
     button(second, "stop", 2).click()
     wait_answered(cell, 2, "stop")
     nb.wait_idle(cell)
+    no_box_left_for(cell, 2)
 
     # A run that ends without an answer (the agent failed) takes its card with it.
     crashed = nb.run(stand_in_agent(["x = 1"], crash=True))
