@@ -16,6 +16,7 @@
  * once, password prompts never. Everything shown is set with textContent.
  */
 import { Cell, CodeCell } from '@jupyterlab/cells';
+import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { PanelLayout, Widget } from '@lumino/widgets';
 
@@ -96,7 +97,12 @@ export class ApprovalCard extends Widget {
   request: IRequest | null = null;
   queued: Answer | null = null;
 
-  constructor(msg: IApproveMessage, run: string | null, onAnswer: (answer: Answer) => void) {
+  constructor(
+    msg: IApproveMessage,
+    run: string | null,
+    onAnswer: (answer: Answer) => void,
+    languages: IEditorLanguageRegistry | null = null
+  ) {
     super();
     this.approvalId = msg.id;
     this.prompt = msg.prompt;
@@ -116,6 +122,18 @@ export class ApprovalCard extends Widget {
     const code = document.createElement('code');
     code.textContent = msg.code;
     pre.appendChild(code);
+    if (languages) {
+      // CodeMirror's highlighter builds text nodes and spans only (never HTML from the text).
+      const highlighted = document.createElement('code');
+      void languages
+        .highlight(msg.code, languages.findBest('python'), highlighted)
+        .then(() => {
+          if (highlighted.textContent === msg.code) {
+            code.replaceWith(highlighted);
+          }
+        })
+        .catch(() => undefined);
+    }
     const bar = document.createElement('div');
     bar.className = 'glm-bridge-approval-bar';
     for (const spec of BUTTONS) {
@@ -171,7 +189,9 @@ export class Approvals {
   constructor(
     private _kernel: Kernel.IKernelConnection,
     /** The code cell whose run is the execute request `parent`, if shown. */
-    private _cellOfRun: (parent: string) => CodeCell | null
+    private _cellOfRun: (parent: string) => CodeCell | null,
+    /** CodeMirror's languages, to highlight the card's code (optional). */
+    private _languages: IEditorLanguageRegistry | null = null
   ) {
     _kernel.anyMessage.connect(this._onMessage, this);
   }
@@ -179,7 +199,12 @@ export class Approvals {
   /** Show a card for `msg` under `cell`; `parent` is the execute request that sent it. */
   show(cell: Cell, msg: IApproveMessage, parent: string | null): void {
     this._cards.get(msg.id)?.dispose();
-    const card = new ApprovalCard(msg, parent, answer => this._click(card, answer));
+    const card = new ApprovalCard(
+      msg,
+      parent,
+      answer => this._click(card, answer),
+      this._languages
+    );
     this._cards.set(msg.id, card);
     card.showUnder(cell);
     this._bind();

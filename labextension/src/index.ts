@@ -15,6 +15,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { CodeCell } from '@jupyterlab/cells';
+import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import {
   INotebookTracker,
   Notebook,
@@ -213,6 +214,9 @@ function onMessage(panel: NotebookPanel, data: unknown, parent: string | null): 
   }
 }
 
+/** CodeMirror's languages when JupyterLab provides them (the cards highlight code). */
+let languages: IEditorLanguageRegistry | null = null;
+
 function attach(
   app: JupyterFrontEnd,
   panel: NotebookPanel,
@@ -231,7 +235,7 @@ function attach(
   state.comm = comm;
   const kernel = panel.sessionContext.session?.kernel;
   if (kernel && !state.approvals) {
-    state.approvals = new Approvals(kernel, parent => cellOfRun(panel, parent));
+    state.approvals = new Approvals(kernel, parent => cellOfRun(panel, parent), languages);
   }
   comm.onMsg = (msg: KernelMessage.ICommMsgMsg) =>
     onMessage(panel, msg.content.data, (msg.parent_header as any)?.msg_id || null);
@@ -330,7 +334,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Lets glm-magic insert cells, propose reviewed replacements and read the live notebook.',
   autoStart: true,
   requires: [INotebookTracker],
-  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+  optional: [IEditorLanguageRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    registry: IEditorLanguageRegistry | null
+  ) => {
+    languages = registry;
     const watch = (panel: NotebookPanel): void => {
       panel.sessionContext.ready.then(() => connect(app, panel));
       panel.sessionContext.kernelChanged.connect(() => {

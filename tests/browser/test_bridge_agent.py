@@ -49,6 +49,8 @@ def test_card_buttons_answer_the_prompt_and_leave_no_input_box(
     assert first.get_attribute("role") == "group"
     code = first.locator(".glm-bridge-approval-code")
     assert code.inner_text() == HOSTILE, "the code is shown as text"
+    poll(lambda: code.locator("span").count() > 0, timeout=10)  # highlighted by CodeMirror
+    assert code.inner_text() == HOSTILE, "still exactly the code"
     assert first.locator("img, b").count() == 0
     assert not stdin_boxes(cell), "the kernel has not asked yet"
     nb.shot("agent-approval-card", first)
