@@ -246,7 +246,8 @@ export class Approvals {
     }
     request.answered = true;
     request.reply = ANSWERS[answer];
-    this._kernel.sendInputReply({ status: 'ok', value: request.reply }, request.header as KernelMessage.IHeader<'input_request'>);
+    const header = request.header as KernelMessage.IHeader<'input_request'>;
+    this._kernel.sendInputReply({ status: 'ok', value: request.reply }, header);
     request.card?.settle(SETTLED[answer]);
     this._removeBox(request);
   }
