@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bridge import AGENT
 from . import bridge
 
 #: The loaded :class:`~glm_magic.ipython.magics.GlmMagics` (duck-typed: it imports this module).
@@ -20,9 +21,10 @@ def status(shell: Any) -> str:
     """One line for ``%glm bridge``: detected or not, and what that means."""
     found = bridge.active(shell)
     if found is not None:
+        cards = "; the agent asks with approval cards" if found.supports(AGENT) else ""
         return (
             f"bridge: on ({found.frontend}); Insert places cells, Apply shows a diff, "
-            "context reads the live notebook"
+            f"context reads the live notebook{cards}"
         )
     if getattr(shell, "kernel", None) is None:
         return "bridge: off (no Jupyter kernel)"

@@ -113,8 +113,10 @@ def test_the_agent_uses_the_bridge_only_when_the_frontend_names_the_feature(
     assert "bridge: None" in k.run(PROBE, cell_id="c1").stdout, "no frontend answered"
     send({"v": 1, "op": "hello", "frontend": "OldLab 1"})
     assert "bridge: None" in k.run(PROBE, cell_id="c1").stdout, "an older extension"
+    assert "approval cards" not in k.run("%glm bridge").stdout
     send(HELLO)
     assert "bridge: agent7" in k.run(PROBE, cell_id="agent7").stdout
+    assert "the agent asks with approval cards" in k.run("%glm bridge").stdout
 
 
 def test_a_card_is_sent_and_input_is_answered_over_stdin_only(
