@@ -59,10 +59,7 @@ _SHOWN_RESULT = 1200
 
 
 def _bridge(shell: Any) -> AgentBridge | None:
-    try:  # TEMPORARY until bridge_agent lands
-        from .bridge_agent import agent_bridge
-    except ImportError:
-        return None
+    from .bridge_agent import agent_bridge
 
     return agent_bridge(shell)
 
@@ -248,9 +245,14 @@ class KernelView:
         self.rich = getattr(magics.shell, "kernel", None) is not None
 
     def turn(self) -> Renderer:
-        """The usual renderer for one model turn."""
-        renderer: Renderer = self.magics.renderer(self.model, "markdown")
-        return renderer
+        """The usual renderer for one model turn (a turn of tool calls only leaves no output)."""
+        from .render import HtmlDisplayRenderer
+
+        if not self.rich:
+            renderer: Renderer = self.magics.renderer(self.model, "markdown")
+            return renderer
+        interval = self.magics.update_interval
+        return HtmlDisplayRenderer(self.model, interval=interval, quiet_calls=True)
 
     def _show(self, plain: str, rich: str) -> None:
         if not self.rich:

@@ -110,10 +110,19 @@ def reply_bundle(
 class HtmlDisplayRenderer:
     """One display handle per reply, updated at most every ``interval`` seconds."""
 
-    def __init__(self, model: str, *, fmt: str = "markdown", interval: float = MIN_INTERVAL):
+    def __init__(
+        self,
+        model: str,
+        *,
+        fmt: str = "markdown",
+        interval: float = MIN_INTERVAL,
+        quiet_calls: bool = False,
+    ):
         self.model = model
         self.fmt = fmt
         self.interval = interval
+        #: An agent's turn that only calls tools leaves no output (the steps show them).
+        self.quiet_calls = quiet_calls
         self.updates = 0
         self._display_id: str | None = None
         self._last = 0.0
@@ -189,7 +198,8 @@ class HtmlDisplayRenderer:
         all arrived the placeholder is emptied, leaving only that line.
         """
         self._pending = None
-        if reply.error and not reply.text and not reply.reasoning:
+        silent = reply.error or (self.quiet_calls and reply.tool_calls)
+        if silent and not reply.text.strip() and not reply.reasoning:
             self._send({"text/plain": ""}, {})
             return
         data, meta = reply_bundle(reply, self.fmt, show_error=False)
