@@ -71,7 +71,7 @@ def test_run_puts_the_step_below_with_its_output_and_the_model_reads_it(
     nb.shot("agent-step-cell")
     bodies = _chat_bodies(endpoint)
     assert len(bodies) == 2
-    assert "total is 12" in [m for m in bodies[1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert "total is 12" in next(m for m in bodies[1]["messages"] if m["role"] == "tool")["content"]
     check = nb.run("print(agent_total, [s.status for s in _glm.steps])")
     nb.wait_idle(check)
     assert "12 ['ok']" in outputs_text(check)
@@ -99,7 +99,7 @@ def test_skip_declines_and_stop_ends_the_task(
     assert len(texts) == at + 1 or not texts[at + 1].startswith("agent_"), texts  # no step cell
     bodies = _chat_bodies(endpoint)
     assert len(bodies) == 2  # nothing after Stop
-    declined = [m for m in bodies[1]["messages"] if m["role"] == "tool"][0]["content"]
+    declined = next(m for m in bodies[1]["messages"] if m["role"] == "tool")["content"]
     assert declined.startswith("Declined by the user")
     check = nb.run(
         "print('agent_skipped' in globals(), 'agent_stopped' in globals(),"
