@@ -292,7 +292,14 @@ class KernelView:
 
 
 def _offer(shell: Any, reply: Reply, pending: list[tuple[str, str]]) -> None:
-    """Without the bridge: the approved steps (and kept code cells) as one cell below."""
+    """Without the bridge: the approved steps (and kept code cells) as one cell below.
+
+    Markdown the model wanted as cells cannot be offered that way (one code cell is all
+    a payload makes): it is printed as text to copy.
+    """
+    for kind, source in pending:
+        if kind == "markdown":
+            print(f"note: a Markdown cell the agent wrote (no bridge to insert it):\n{source}")
     code = "\n\n".join(
         [reply.ran_code, *(source for kind, source in pending if kind == "code")]
     ).strip()

@@ -313,3 +313,17 @@ def test_the_line_form_runs_a_task(k: Kernel, srv: EndpointServer) -> None:
     ex = k.run("%glm agent -m glm-4.7 --yes summarise the notebook")
     assert ex.status == "ok", ex.everything()
     assert chat_requests(srv)[0].body["tools"]
+
+
+def test_cells_the_model_inserts_without_the_bridge_are_offered(
+    k: Kernel, srv: EndpointServer
+) -> None:
+    md = call("insert_cell", cell_type="markdown", source="## Findings\nnorth leads")
+    code = call("insert_cell", cell_type="code", source="summary = 'kept'")
+    ex = k.run(task(turn(md, code), "done"))
+    assert ex.status == "ok", ex.everything()
+    assert "## Findings" in ex.stdout  # printed to copy
+    [payload] = ex.payloads
+    assert "summary = 'kept'" in payload["text"]
+    results = tool_messages(srv, 1)
+    assert all("offered to the user when the task ends" in r for r in results)
