@@ -561,7 +561,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "endpoint: the demo goes on after a declined step",
         "glm_magic/testing/agent_scripts.py",
-        "        if step.result.startswith(DECLINED):",
+        '        if step.result.startswith((DECLINED, "Not run:")):',
         "        if False:",
         (f"{ENDPOINT_AGENT}::test_demo_declined_answers_without_running_anything_more",),
     ),
