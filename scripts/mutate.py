@@ -523,6 +523,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{AGENT}::test_the_budget_stops_before_a_request_that_could_pass_it",),
     ),
     Mutation(
+        "agent: the session's spending limit skipped",
+        "glm_magic/core/agent.py",
+        "        check_budget(prepared, spent, self.session.policy.budget_usd, hint)",
+        "        pass",
+        (f"{AGENT}::test_the_session_spending_limit_holds_for_every_turn",),
+    ),
+    Mutation(
         "agent: bad calls unbounded",
         "glm_magic/core/agent.py",
         "            if loop.task.bad_calls >= MAX_BAD_CALLS:",

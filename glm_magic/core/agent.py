@@ -272,8 +272,17 @@ class _Loop:
     def request(self, messages: list[dict[str, Any]]) -> Reply:
         """One model turn through the one driver; usage and text are kept also when it fails."""
         from ..config import without_keys
+        from .replay import check_budget
         from .runner import run_foreground
+        from .session import Prepared
+        from .spend import BUDGET_HINT
 
+        # The session's spending limit (GlmMagics.budget_usd) holds for each turn as for any
+        # request, counting what this task spent so far.
+        prepared = Prepared(messages, self.settings, model_info(self.settings.model), "")
+        hint = getattr(self.session.policy, "budget_hint", BUDGET_HINT)
+        spent = self.session.totals.cost + (self.task.cost or 0.0)
+        check_budget(prepared, spent, self.session.policy.budget_usd, hint)
         client = self.session.client(self.settings)
         stream = client.stream(
             without_keys(messages, self.settings), self.settings, tools=self.toolbox.schemas()

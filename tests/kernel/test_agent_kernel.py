@@ -327,3 +327,14 @@ def test_cells_the_model_inserts_without_the_bridge_are_offered(
     assert "summary = 'kept'" in payload["text"]
     results = tool_messages(srv, 1)
     assert all("offered to the user when the task ends" in r for r in results)
+
+
+def test_the_session_spending_limit_holds_for_every_turn(k: Kernel, srv: EndpointServer) -> None:
+    k.run("%config GlmMagics.budget_usd = 0.000001")
+    try:
+        ex = k.run(task(turn(call("list_variables")), "never"))
+    finally:
+        k.run("%config GlmMagics.budget_usd = None")
+    assert ex.status == "error"
+    assert ex.error is not None and "spending limit" in ex.error["evalue"]
+    assert chat_requests(srv) == []
