@@ -51,14 +51,7 @@ def _check(args: Any) -> None:
 def agent_cell(magics: GlmMagics, task: str, args: Any) -> None:
     """``%%glm --agent``: the cell's text is the task."""
     _check(args)
-    if not args.no_interpolate:
-        from ..core.prompt_masking import interpolate_masked
-
-        namespace = magics.shell.user_ns if magics.shell is not None else {}
-        settings = magics.settings(model=args.model)
-        task, masked = interpolate_masked(task, namespace, settings, mask=magics.mask_secrets)
-        if masked:
-            print(f"note: {masked} secret{'s' if masked > 1 else ''} masked in the task")
+    task = magics.interpolated(task, args, "the task")
     from .agent import run_task
 
     run_task(magics, task, args)

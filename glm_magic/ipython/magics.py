@@ -401,6 +401,19 @@ class GlmMagics(Magics):
         # POSIX splitting, unlike magic_arguments' own, removes the quotes in -s 'Be brief.'
         return func.parser.parse_args(split_words(line))
 
+    def interpolated(self, text: str, args: Any, what: str = "interpolated values") -> str:
+        """``{name}`` values put in and masked (not with ``--no-interpolate``); notes masking."""
+        if args.no_interpolate:
+            return text
+        from ..core.prompt_masking import interpolate_masked
+
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        settings = self.settings(model=args.model)
+        text, masked = interpolate_masked(text, namespace, settings, mask=self.mask_secrets)
+        if masked:
+            print(f"note: {masked} secret{'s' if masked > 1 else ''} masked in {what}")
+        return text
+
     def _ask(self, text: str, args: Any) -> None:
         from .agent_commands import refuse_agent_options
 
@@ -409,15 +422,7 @@ class GlmMagics(Magics):
             raise UsageError("the prompt is empty: write your question under %%glm")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o needs a Python name, not {args.out!r}")
-        masked = 0
-        if not args.no_interpolate:
-            from ..core.prompt_masking import interpolate_masked
-
-            namespace = self.shell.user_ns if self.shell is not None else {}
-            settings = self.settings(model=args.model)
-            text, masked = interpolate_masked(text, namespace, settings, mask=self.mask_secrets)
-        if masked:
-            print(f"note: {masked} secret{'s' if masked > 1 else ''} masked in interpolated values")
+        text = self.interpolated(text, args)
         self.run_prompt(
             text.strip(),
             system=args.system,
