@@ -473,8 +473,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "agent: acting tools run without asking",
         "glm_magic/core/agent.py",
-        "        if self.toolbox.needs_approval(name) and not self.task.approve_all:",
-        "        if False:",
+        "            if not self.task.approve_all:",
+        "            if False:",
         (
             f"{AGENT}::test_a_tool_result_cannot_approve_anything",
             f"{AGENT}::test_a_declined_step_does_not_run_and_the_model_is_told",
@@ -483,15 +483,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "agent: a declined step runs anyway",
         "glm_magic/core/agent.py",
-        '            elif decision == "skip":',
-        '            elif decision == "never":',
+        '        elif decision == "skip":',
+        '        elif decision == "never":',
         (f"{AGENT}::test_a_declined_step_does_not_run_and_the_model_is_told",),
     ),
     Mutation(
         "agent: 'all' approves only this step",
         "glm_magic/core/agent.py",
-        '            if decision == "all":\n                self.task.approve_all = True',
-        '            if decision == "all":\n                pass',
+        '        if decision == "all":\n            self.task.approve_all = True',
+        '        if decision == "all":\n            pass',
         (f"{AGENT}::test_approve_all_asks_once_for_the_task",),
     ),
     Mutation(
@@ -525,7 +525,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "agent: the session's spending limit skipped",
         "glm_magic/core/agent.py",
-        "        check_budget(prepared, spent, self.session.policy.budget_usd, hint)",
+        "        self.session.check_budget(prepared, pending=self.task.cost or 0.0)",
         "        pass",
         (f"{AGENT}::test_the_session_spending_limit_holds_for_every_turn",),
     ),

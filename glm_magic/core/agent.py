@@ -176,13 +176,10 @@ class _Task:
 
     @property
     def cost(self) -> float | None:
-        usage = sum_usage(self.usages)
-        if usage is None:
+        """USD spent so far (0 before any usage; ``None`` when the model has no prices)."""
+        if not self.usages:
             return 0.0
-        info = model_info(self.model)
-        return estimate_cost(
-            info, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
-        )
+        return Reply(model=self.model, usage=sum_usage(self.usages)).cost
 
 
 def sum_usage(usages: Sequence[Usage]) -> Usage | None:
@@ -272,17 +269,13 @@ class _Loop:
     def request(self, messages: list[dict[str, Any]]) -> Reply:
         """One model turn through the one driver; usage and text are kept also when it fails."""
         from ..config import without_keys
-        from .replay import check_budget
         from .runner import run_foreground
         from .session import Prepared
-        from .spend import BUDGET_HINT
 
         # The session's spending limit (GlmMagics.budget_usd) holds for each turn as for any
-        # request, counting what this task spent so far.
+        # request, counting what this task spent so far (remembered only when it ends).
         prepared = Prepared(messages, self.settings, model_info(self.settings.model), "")
-        hint = getattr(self.session.policy, "budget_hint", BUDGET_HINT)
-        spent = self.session.totals.cost + (self.task.cost or 0.0)
-        check_budget(prepared, spent, self.session.policy.budget_usd, hint)
+        self.session.check_budget(prepared, pending=self.task.cost or 0.0)
         client = self.session.client(self.settings)
         stream = client.stream(
             without_keys(messages, self.settings), self.settings, tools=self.toolbox.schemas()
@@ -328,45 +321,22 @@ class _Loop:
         n = len(self.task.steps) + 1
         name = call.name or ""
         try:
-            arguments: dict[str, Any] | str = parse_arguments(call.arguments)
+            arguments = parse_arguments(call.arguments)
         except ToolError as exc:
             self.view.calling(n, name, call.arguments)
             return self._bad(call, call.arguments, exc), True
         self.view.calling(n, name, arguments)
-        assert isinstance(arguments, dict)
         if name not in self.toolbox.names():
             known = ", ".join(self.toolbox.names())
             error = ToolError(f"there is no tool named {name!r}; the tools are: {known}")
             return self._bad(call, arguments, error), True
         self.task.bad_calls = 0
         approved: bool | None = None
-        if self.toolbox.needs_approval(name) and not self.task.approve_all:
-            try:
-                decision = self.approver.ask(n, name, arguments)
-            except KeyboardInterrupt:
-                decision, self.interrupted = "stop", True
-            if decision == "all":
-                self.task.approve_all = True
-            elif decision == "stop":
-                how = "an interrupt" if self.interrupted else "the user"
-                self.stopped = f"stopped by {how} before step {n} ran"
-                result = f"Stopped by {how}: this step was not run and the task ended."
-                return self._step(call, arguments, result, "stopped", False, 0.0), False
-            elif decision == "unasked":
-                result = (
-                    "Not run: the user cannot be asked for approval here (no stdin), so no code "
-                    "runs in this task. Do not call run_python again; answer with what you found "
-                    "and the code the user should run."
-                )
-                return self._step(call, arguments, result, "declined", False, 0.0), True
-            elif decision == "skip":
-                result = (
-                    "Declined by the user: this code was not run. Do not run it again; "
-                    "go on without it, or answer."
-                )
-                return self._step(call, arguments, result, "declined", False, 0.0), True
-            approved = True
-        elif self.toolbox.needs_approval(name):
+        if self.toolbox.needs_approval(name):
+            if not self.task.approve_all:
+                stop = self._ask(n, call, name, arguments)
+                if stop is not None:
+                    return stop
             approved = True
         started = time.monotonic()
         try:
@@ -386,6 +356,36 @@ class _Loop:
             )
         elapsed = time.monotonic() - started
         return self._step(call, arguments, result, status, approved, elapsed), going
+
+    def _ask(
+        self, n: int, call: ToolCall, name: str, arguments: dict[str, Any]
+    ) -> tuple[AgentStep, bool] | None:
+        """Put step ``n`` to the approver; the step and whether to go on, or None: run it."""
+        try:
+            decision = self.approver.ask(n, name, arguments)
+        except KeyboardInterrupt:
+            decision, self.interrupted = "stop", True
+        if decision == "all":
+            self.task.approve_all = True
+        elif decision == "stop":
+            how = "an interrupt" if self.interrupted else "the user"
+            self.stopped = f"stopped by {how} before step {n} ran"
+            result = f"Stopped by {how}: this step was not run and the task ended."
+            return self._step(call, arguments, result, "stopped", False, 0.0), False
+        elif decision == "unasked":
+            result = (
+                "Not run: the user cannot be asked for approval here (no stdin), so no code "
+                "runs in this task. Do not call run_python again; answer with what you found "
+                "and the code the user should run."
+            )
+            return self._step(call, arguments, result, "declined", False, 0.0), True
+        elif decision == "skip":
+            result = (
+                "Declined by the user: this code was not run. Do not run it again; "
+                "go on without it, or answer."
+            )
+            return self._step(call, arguments, result, "declined", False, 0.0), True
+        return None
 
     def _bad(self, call: ToolCall, arguments: dict[str, Any] | str, error: ToolError) -> AgentStep:
         self.task.bad_calls += 1
@@ -469,9 +469,11 @@ def run_agent(
     except KeyboardInterrupt:
         # An interrupt in a step (recorded by the step) or between requests: end now.
         n = len(loop.task.steps)
-        message = f"interrupted after {n} step{'' if n == 1 else 's'}; the task so far is kept"
-        error = StoppedError(message)
-        raise StoppedError(message, partial=loop.task.reply(error.one_line())) from None
+        error = StoppedError(
+            f"interrupted after {n} step{'' if n == 1 else 's'}; the task so far is kept"
+        )
+        error.partial = loop.task.reply(error.one_line())
+        raise error from None
     except GlmError as exc:
         exc.partial = loop.task.reply(exc.one_line())
         raise

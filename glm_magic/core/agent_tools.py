@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ToolError
 
 if TYPE_CHECKING:
+    from ..bridge import Snapshot
     from .agent import ToolResult
 
 __all__ = ["ACTING", "TOOL_SCHEMAS", "Actions", "NotebookTools"]
@@ -86,6 +87,10 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
 
 #: Tools that act on the user's kernel, and so need approval.
 ACTING = frozenset({"run_python"})
+
+
+def _first_line(source: str) -> str:
+    return (source.strip().splitlines() or [""])[0][:80]
 
 
 class Actions(Protocol):
@@ -159,11 +164,15 @@ class NotebookTools:
         running = getattr(self.shell, "execution_count", None)
         return {n: r for n, r in records.items() if n != running}
 
-    def _summary(self) -> str:
+    def _snapshot(self) -> Snapshot | None:
+        """The live notebook from the bridge (``None``: no bridge, or no snapshot yet)."""
         from ..bridge import endpoint
 
         found = endpoint(self.shell)
-        snap = found.live_snapshot() if found is not None else None
+        return found.live_snapshot() if found is not None else None
+
+    def _summary(self) -> str:
+        snap = self._snapshot()
         lines = []
         if snap is not None:
             lines.append(f"notebook {snap.path or '(unsaved)'}: {len(snap.cells)} cells")
@@ -171,7 +180,7 @@ class NotebookTools:
                 count = cell.execution_count if cell.execution_count is not None else " "
                 kinds = sorted({str(o.get("output_type", "?")) for o in cell.outputs})
                 status = "error" if "error" in kinds else "ok"
-                first = (cell.source.strip().splitlines() or [""])[0][:80]
+                first = _first_line(cell.source)
                 mark = " (the agent's cell)" if cell.id == snap.running_cell else ""
                 lines.append(
                     f"- id {cell.id} [{count}] {cell.cell_type}, {status}, "
@@ -182,23 +191,24 @@ class NotebookTools:
         lines.append(f"{len(cells)} executed cells (from the kernel's history; no cell ids)")
         for n, record in list(cells.items())[-_MAX_LISTED:]:
             status = "error" if record.error else "ok"
-            first = (record.source.strip().splitlines() or [""])[0][:80]
+            first = _first_line(record.source)
             lines.append(f"- [{n}] code, {status}, {len(record.outputs)} outputs: {first}")
         return "\n".join(lines)
 
     def _read_cell(self, which: object) -> str:
         from ..context.cells import shorten
 
-        cells = self._cells()
-        if isinstance(which, str) and which.strip().lstrip("[").rstrip("]").isdigit():
-            which = int(which.strip().lstrip("[").rstrip("]"))
         if isinstance(which, str):
-            found = self._by_id(which)
-            if found is None:
-                raise ToolError(f"no cell has the id {which!r}; see notebook_summary")
-            return found
+            digits = which.strip().lstrip("[").rstrip("]")  # "[3]", as a model may write it
+            if not digits.isdigit():
+                found = self._by_id(which)
+                if found is None:
+                    raise ToolError(f"no cell has the id {which!r}; see notebook_summary")
+                return found
+            which = int(digits)
         if not isinstance(which, int) or isinstance(which, bool):
             raise ToolError("cell must be an execution count (integer) or a cell id")
+        cells = self._cells()  # only now: reading by id needs no history
         record = cells.get(which)
         if record is None:
             known = ", ".join(str(n) for n in list(cells)[-20:]) or "none"
@@ -211,11 +221,9 @@ class NotebookTools:
         return "\n\n".join(parts)
 
     def _by_id(self, cell_id: str) -> str | None:
-        from ..bridge import endpoint
         from ..context.cells import render_output, shorten
 
-        found = endpoint(self.shell)
-        snap = found.live_snapshot() if found is not None else None
+        snap = self._snapshot()
         for cell in snap.cells if snap is not None else ():
             if cell.id == cell_id:
                 parts = [f"cell {cell_id} ({cell.cell_type}) source:\n{cell.source}"]

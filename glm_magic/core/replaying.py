@@ -84,13 +84,16 @@ class ReplayingSession:
         found = self.replay.lookup(key) if mode == "replay" else None
         return mode, key, found
 
-    def check_budget(self, prepared: Any) -> None:
-        """Raise :class:`~glm_magic.errors.BudgetError` if ``prepared`` could pass the limit."""
+    def check_budget(self, prepared: Any, *, pending: float = 0.0) -> None:
+        """Raise :class:`~glm_magic.errors.BudgetError` if ``prepared`` could pass the limit.
+
+        ``pending``: spent by requests not yet in the totals (an agent task's earlier turns).
+        """
         from .replay import check_budget
         from .spend import BUDGET_HINT
 
         hint = getattr(self.policy, "budget_hint", BUDGET_HINT)  # the CLI names its option
-        check_budget(prepared, self.totals.cost, self.policy.budget_usd, hint)
+        check_budget(prepared, self.totals.cost + pending, self.policy.budget_usd, hint)
 
     def keep_reply(self, mode: str, key: str, reply: Reply) -> None:
         """Give ``reply`` its key and store it (unless the cache is off)."""

@@ -58,12 +58,6 @@ _MAX_ASKS = 3
 _SHOWN_RESULT = 1200
 
 
-def _bridge(shell: Any) -> AgentBridge | None:
-    from .bridge_agent import agent_bridge
-
-    return agent_bridge(shell)
-
-
 class StdinApprover:
     """Asks ``Run this code? [y]es / [n]o / [a]ll / [q]uit`` on stdin (and the bridge's card)."""
 
@@ -101,11 +95,6 @@ class StdinApprover:
         return decision
 
 
-def _format_bundle(shell: Any, value: object) -> dict[str, Any]:
-    data, meta = shell.display_formatter.format(value)
-    return {"data": data, "metadata": meta}
-
-
 class KernelActions:
     """Runs approved code in the user's kernel and inserts cells (bridge or end-of-task offer)."""
 
@@ -137,6 +126,7 @@ class KernelActions:
         count = getattr(shell, "execution_count", None)
         errors: list[dict[str, Any]] = []
         shown_error = shell._showtraceback
+        patched = vars(shell).get("_showtraceback")  # someone else's, put back as found
 
         # ipykernel sends a traceback itself: catch it for this one run (restored below),
         # so it is masked like every other output and, with the bridge, lands in the new cell.
@@ -161,7 +151,10 @@ class KernelActions:
             with capture_output() as captured:
                 result = shell.run_cell(code, store_history=True)
         finally:
-            del shell._showtraceback
+            if patched is None:
+                del shell._showtraceback
+            else:
+                shell._showtraceback = patched
         error = result.error_in_exec or result.error_before_exec
         outputs = self._outputs(captured, redact)
         if self.bridge is not None:
@@ -246,13 +239,8 @@ class KernelView:
 
     def turn(self) -> Renderer:
         """The usual renderer for one model turn (a turn of tool calls only leaves no output)."""
-        from .render import HtmlDisplayRenderer
-
-        if not self.rich:
-            renderer: Renderer = self.magics.renderer(self.model, "markdown")
-            return renderer
-        interval = self.magics.update_interval
-        return HtmlDisplayRenderer(self.model, interval=interval, quiet_calls=True)
+        renderer: Renderer = self.magics.renderer(self.model, "markdown", quiet_calls=True)
+        return renderer
 
     def _show(self, plain: str, rich: str) -> None:
         if not self.rich:
@@ -316,9 +304,11 @@ def run_task(magics: GlmMagics, task: str, args: Any) -> Reply:
     from ..core.conversation import Conversation
     from ..core.prompt_masking import clean_text
     from ..errors import ConfigError, GlmError
+    from .bridge_agent import agent_bridge
     from .options import sampling_overrides
 
-    if not task.strip():
+    task = task.strip()
+    if not task:
         raise UsageError("the task is empty: write what the agent should do under %%glm --agent")
     overrides = sampling_overrides(args)
     system = overrides.pop("system", None)
@@ -328,7 +318,7 @@ def run_task(magics: GlmMagics, task: str, args: Any) -> Reply:
     try:
         settings.require_key()
         prepared = session.prepare(
-            task.strip(),
+            task,
             settings,
             system=system_text,
             context=args.context,
@@ -339,7 +329,7 @@ def run_task(magics: GlmMagics, task: str, args: Any) -> Reply:
     if prepared.notes:
         print("note: " + "; ".join(prepared.notes))
     shell = magics.shell
-    bridge = _bridge(shell)
+    bridge = agent_bridge(shell)
     actions = KernelActions(shell, bridge, settings.model, settings.redactor())
     approver = StdinApprover(bridge)
     view = KernelView(magics, settings.model)
@@ -381,7 +371,7 @@ def _finish(
             "note: nothing was run: this notebook runs without a way to ask you (no stdin); "
             "add --yes to let this task's code run"
         )
-    magics.session.remember(task.strip(), reply, getattr(args, "out", None))
+    magics.session.remember(task, reply, args.out)
     if actions.bridge is None:
         _offer(magics.shell, reply, actions.pending)
-    print(f"agent: {reply.footer()}", file=sys.stdout)
+    print(f"agent: {reply.footer()}")

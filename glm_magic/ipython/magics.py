@@ -242,12 +242,16 @@ class GlmMagics(Magics):
         """Close pooled HTTP connections."""
         self.session.close()
 
-    def renderer(self, model: str, fmt: str) -> Renderer:
-        """The kernel's Markdown display renderer, or plain text in a terminal."""
+    def renderer(self, model: str, fmt: str, *, quiet_calls: bool = False) -> Renderer:
+        """The kernel's Markdown display renderer, or plain text in a terminal.
+
+        ``quiet_calls``: an agent's turn that only calls tools leaves no output in the cell.
+        """
         from .render import HtmlDisplayRenderer, TerminalRenderer
 
         if getattr(self.shell, "kernel", None) is not None:
-            return HtmlDisplayRenderer(model, fmt=fmt, interval=self.update_interval)
+            interval = self.update_interval
+            return HtmlDisplayRenderer(model, fmt=fmt, interval=interval, quiet_calls=quiet_calls)
         return TerminalRenderer(model, fmt=fmt)
 
     # -- the core: one prompt, one reply ----------------------------------------------
