@@ -12,11 +12,15 @@ from .conftest import FAKE_KEY
 from .helpers import clean_env
 
 
-def run_ipython(code: str, base_url: str | None, **env: str) -> subprocess.CompletedProcess[str]:
+def run_ipython(
+    code: str, base_url: str | None, *, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Terminal IPython running ``code``; ``stdin`` is what the user types."""
     full = clean_env(base_url, **env)
     full["IPYTHONDIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), "glm-term-ipython")
     return subprocess.run(
         [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -92,17 +96,8 @@ def test_terminal_agent_asks_on_stdin_and_runs_approved_steps(endpoint: Endpoint
         "print('A?', 'term_a' in globals(), 'B?', 'term_b' in globals())\n"
         "print('STATUS', [s.status for s in _glm.steps])"
     )
-    full = clean_env(endpoint.base_url, RUNAPI_KEY=FAKE_KEY)
-    full["IPYTHONDIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), "glm-term-ipython")
-    proc = subprocess.run(
-        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
-        input="y\nn\n",  # approve the first step, decline the second
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=full,
-        check=False,
-    )
+    # Approve the first step, decline the second.
+    proc = run_ipython(code, endpoint.base_url, stdin="y\nn\n", RUNAPI_KEY=FAKE_KEY)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count("Run this code? [y]es / [n]o / [a]ll / [q]uit") == 2

@@ -21,6 +21,8 @@ class Execution:
     msg_id: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     reply: dict[str, Any] = field(default_factory=dict)
+    #: The kernel's ``input_request`` messages (:meth:`Kernel.run_answering`), in order.
+    stdin: list[dict[str, Any]] = field(default_factory=list)
 
     def of(self, *types: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["msg_type"] in types]
@@ -150,15 +152,15 @@ class Kernel:
         answers: list[str],
         *,
         timeout: float = 60,
-        on_prompt: Any = None,
+        cell_id: str | None = None,
     ) -> tuple[Execution, list[str]]:
-        """Run ``code`` with stdin allowed, answering each ``input()`` from ``answers``.
+        """Run ``code`` with stdin allowed (as JupyterLab does), answering each ``input()``.
 
-        Returns the execution and the prompts the kernel asked, in order. A prompt
-        beyond the answers fails the test (the kernel would wait forever).
-        ``on_prompt(n, prompt)`` runs before the n-th answer (0-based) is sent.
+        Answers come from ``answers`` in order; returns the execution (its ``stdin``
+        holds the requests) and the prompts asked. A prompt beyond the answers fails
+        the test (the kernel would wait forever).
         """
-        msg_id = self.start(code, allow_stdin=True)
+        msg_id = self.start(code, cell_id, allow_stdin=True)
         ex = Execution(msg_id)
         prompts: list[str] = []
         deadline = time.monotonic() + timeout
@@ -172,11 +174,10 @@ class Kernel:
                 pass
             else:
                 if request["msg_type"] == "input_request":
+                    ex.stdin.append(request)
                     prompts.append(request["content"]["prompt"])
                     if len(prompts) > len(answers):
                         raise AssertionError(f"asked more than {len(answers)} times: {prompts}")
-                    if on_prompt is not None:
-                        on_prompt(len(prompts) - 1, prompts[-1])
                     self.kc.input(answers[len(prompts) - 1])
             while True:
                 try:

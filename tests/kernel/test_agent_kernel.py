@@ -28,11 +28,8 @@ TIMEOUT = 60.0
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[EndpointServer]:
-    server = serve(port=0)
-    try:
+    with serve(port=0) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ message) is checked here too.
 
 from __future__ import annotations
 
-import queue
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,56 +22,6 @@ from .harness import Execution, Kernel, kernel_env
 
 PROMPT = "Step 1: run this code? [y]es / [n]o / [a]ll / [q]uit "
 HELLO = {"v": 1, "op": "hello", "frontend": "TestLab 1", "features": ["agent"]}
-
-
-def run_with_stdin(
-    k: Kernel, code: str, cell_id: str | None, answers: dict[str, str], timeout: float = 60
-) -> tuple[Execution, list[dict[str, Any]]]:
-    """Run ``code`` as JupyterLab does (``allow_stdin``), answering each prompt from ``answers``."""
-    content = {
-        "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
-        "allow_stdin": True,
-        "stop_on_error": True,
-    }
-    msg = k.kc.session.msg("execute_request", content)
-    if cell_id is not None:
-        msg["metadata"]["cellId"] = cell_id
-    k.kc.shell_channel.send(msg)
-    ex = Execution(str(msg["header"]["msg_id"]))
-    requests: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while not ex.reply:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no reply; prompts seen: {requests}")
-        try:
-            request = k.kc.get_stdin_msg(timeout=0.1)
-        except queue.Empty:
-            pass
-        else:
-            requests.append(request)
-            reply = k.kc.session.msg(
-                "input_reply", {"value": answers[request["content"]["prompt"]]}
-            )
-            reply["parent_header"] = request["header"]
-            k.kc.stdin_channel.send(reply)
-        try:
-            shell = k.kc.get_shell_msg(timeout=0.1)
-        except queue.Empty:
-            continue
-        if shell["parent_header"].get("msg_id") == ex.msg_id:
-            ex.reply = shell
-    while True:  # everything it published, up to its idle
-        m = k.kc.get_iopub_msg(timeout=timeout)
-        if m["parent_header"].get("msg_id") != ex.msg_id:
-            continue
-        if m["msg_type"] == "status":
-            if m["content"]["execution_state"] == "idle":
-                return ex, requests
-            continue
-        ex.messages.append(m)
 
 
 def comm_data(ex: Execution, op: str) -> list[dict[str, Any]]:
@@ -133,10 +81,10 @@ def test_a_card_is_sent_and_input_is_answered_over_stdin_only(
         "print('answer', repr(got))"
     )
     # The frontend never answers over the comm: the cell must not wait for it.
-    ex, requests = run_with_stdin(k, code, "agent1", {PROMPT: "a"})
+    ex, _ = k.run_answering(code, ["a"], cell_id="agent1")
     assert ex.status == "ok", ex.messages
     assert "answer 'a'" in ex.stdout
-    [request] = requests
+    [request] = ex.stdin
     [card] = comm_data(ex, "approve")
     assert card["v"] == 1 and card["id"] and card["step"] == 1
     assert card["cell_id"] == "agent1" and card["code"] == "print(6 * 7)  # <b>bold</b>"

@@ -32,11 +32,8 @@ KEY = "sk-leaksweep-SHOULDNEVERAPPEAR-9f8e7d6c5b4a"
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[EndpointServer]:
-    server = serve(port=0, require_key=KEY)
-    try:
+    with serve(port=0, require_key=KEY) as server:
         yield server
-    finally:
-        server.close()
 
 
 def assert_clean(text: str, where: str) -> None:

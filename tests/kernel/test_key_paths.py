@@ -39,11 +39,8 @@ def clean(text: str) -> None:
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[EndpointServer]:
-    server = serve(port=0, require_key=KEY)
-    try:
+    with serve(port=0, require_key=KEY) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
