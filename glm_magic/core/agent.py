@@ -154,7 +154,7 @@ class _Task:
     steps: list[AgentStep] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
     requests: int = 0
-    elapsed: float = 0.0
+    started: float = field(default_factory=time.monotonic)
     last: Reply | None = None
     approve_all: bool = False
     bad_calls: int = 0
@@ -167,7 +167,7 @@ class _Task:
             text="\n\n".join(t for t in self.texts if t.strip()),
             reasoning="\n\n".join(r for r in self.reasoning if r.strip()),
             usage=sum_usage(self.usages),
-            elapsed=self.elapsed,
+            elapsed=time.monotonic() - self.started,  # the whole task, its steps included
             tool_calls=[],
             error=error or last.error,
             steps=list(self.steps),
@@ -261,7 +261,6 @@ class _Loop:
         self.session, self.settings, self.toolbox = session, settings, toolbox
         self.approver, self.view, self.limits, self.clean = approver, view, limits, clean
         self.task = _Task(settings.model, approve_all=limits.approve_all)
-        self.started = time.monotonic()
         #: Why the task ended early (one line), and whether an interrupt ended it.
         self.stopped = ""
         self.interrupted = False
@@ -297,7 +296,6 @@ class _Loop:
         task.reasoning.append(reply.reasoning)
         if reply.usage is not None:
             task.usages.append(reply.usage)
-        task.elapsed = time.monotonic() - self.started
 
     def over_budget(self, messages: list[dict[str, Any]]) -> str:
         """A one-line reason not to send the next request, or ""."""

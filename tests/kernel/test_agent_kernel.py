@@ -276,6 +276,8 @@ def test_interrupt_during_a_step_ends_the_task_and_reports_the_step(
     assert "Stopped" in ex.everything() and "interrupted" in ex.everything()
     assert [s["status"] for s in steps(k)] == ["interrupted"]
     assert len(chat_requests(srv)) == 1  # nothing was sent after the interrupt
+    # The task's time includes its steps' (the footer's seconds are the whole task).
+    assert k.run("print(_glm.elapsed >= _glm.steps[-1].elapsed)").stdout.strip() == "True"
 
 
 def test_interrupt_mid_stream_closes_the_request_and_keeps_the_task(
